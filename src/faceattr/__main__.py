@@ -1,0 +1,3 @@
+from faceattr.cli import main
+
+main()

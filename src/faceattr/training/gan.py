@@ -1,0 +1,274 @@
+"""Train G-Net against D-Net: patent steps S11-S14.
+
+S11  G's output is D's input (fake = G(z); D(fake)).
+S12  G frozen: D learns real faces -> 1, G's outputs -> 0 (binary cross-entropy), Adam.
+S13  D frozen: G learns to make D say 1 for its outputs (the non-saturating loss), Adam.
+S14  repeat until D can no longer tell: at every checkpoint we measure D's accuracy on held-out
+     real faces and fresh samples and the realism of G's samples, and stop on a budget of images,
+     of minutes, or when realism stops improving.
+
+Beyond the patent, each switchable: spectral norm in D, hinge loss, lazy R1 penalty, an EMA of
+G's weights (what ships), DiffAugment, bf16 autocast and channels_last. Runs as one process or
+under `torchrun --nproc_per_node N` (DistributedDataParallel).
+"""
+
+import copy
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from faceattr.errors import FaceattrError
+from faceattr import weights
+from faceattr.generate import GEN_KEYS, decode
+from faceattr.imaging import save_grid, to_float
+from faceattr.networks import Discriminator, Generator
+from faceattr.training import runtime
+from faceattr.training.augment import diff_augment, parse_policy
+
+
+@dataclass
+class GanConfig:
+    data: str
+    out: str
+    resolution: int = 64
+    z_dim: int = 128
+    width: int = 2048  # channels = width / resolution, capped at 512
+    batch: int = 64  # global: split across torchrun processes
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    loss: str = "bce"  # "bce" (the patent's labels 1/0) or "hinge"
+    spectral: bool = True
+    r1_gamma: float = 0.0  # 0 disables the R1 penalty on real faces
+    r1_every: int = 16
+    ema_kimg: float = 10.0  # half-life of G's weight average, in thousands of images
+    augment: str = "translation,color"  # DiffAugment policies; "" disables
+    bf16: bool = True
+    channels_last: bool = True
+    max_kimg: float = 2000.0
+    max_minutes: float = 0.0  # 0 = no time budget
+    patience: int = 0  # stop after this many checkpoints without a better FD-SFace; 0 = never
+    ckpt_kimg: float = 20.0  # checkpoint (and evaluate) every this many thousand images
+    eval_n: int = 500  # samples for the checkpoint figures; 0 skips realism figures
+    seed: int = 0
+
+
+def build_networks(cfg: GanConfig):
+    g = Generator(cfg.z_dim, cfg.resolution, cfg.width)
+    d = Discriminator(cfg.resolution, cfg.width, spectral=cfg.spectral)
+    return g, d
+
+
+def d_loss(real_logits, fake_logits, kind):
+    """S12: real faces labelled 1, G's outputs labelled 0."""
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def g_loss(fake_logits, kind):
+    """S13: G's outputs labelled 1 (non-saturating BCE), or hinge's -D(G(z))."""
+    if kind == "hinge":
+        return -fake_logits.mean()
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+@torch.no_grad()
+def update_ema(ema, model, beta):
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p.detach(), 1 - beta)
+
+
+@torch.no_grad()
+def d_accuracy(d, g, real_u8, z, device):
+    """S14's question, on data D never trained on: how often D still tells held-out real from fresh fake."""
+    d.eval()  # spectral norm must not take a power-iteration step here
+    real = to_float(real_u8).to(device)
+    fake = g(z.to(device))
+    acc_real = (d(real) > 0).float().mean().item()
+    acc_fake = (d(fake) < 0).float().mean().item()
+    d.train()
+    return acc_real, acc_fake
+
+
+class Trainer:
+    def __init__(self, cfg: GanConfig):
+        from faceattr.data.dataset import FaceDataset
+
+        parse_policy(cfg.augment)
+        if cfg.loss not in ("bce", "hinge"):
+            raise FaceattrError(f"unknown loss {cfg.loss!r}: use bce or hinge")
+        self.cfg, self.dist = cfg, runtime.Dist()
+        if cfg.batch % (4 * self.dist.world):
+            raise FaceattrError(f"--batch {cfg.batch} must be a multiple of 4 x {self.dist.world} processes")
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.train_set = FaceDataset(cfg.data, cfg.resolution, split="train")
+        self.val_set = FaceDataset(cfg.data, cfg.resolution, split="val")
+        dev = self.dist.device
+        self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        runtime.seed_all(cfg.seed)  # the same initial weights in every process
+        g, d = build_networks(cfg)
+        runtime.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own latents
+        self.g, self.d = g.to(dev, memory_format=self.fmt), d.to(dev, memory_format=self.fmt)
+        self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), cfg.lr_g, betas=(cfg.beta1, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), cfg.lr_d, betas=(cfg.beta1, 0.999))
+        self.step, self.nimg, self.history = 0, 0, []
+        self.data_gen = torch.Generator().manual_seed(cfg.seed + 1000 * self.dist.rank)
+        self.ckpt_path = self.out / "checkpoint.pt"
+        if self.ckpt_path.exists():
+            self.resume(runtime.load_checkpoint(self.ckpt_path))
+        # Wrap after loading so every process starts from rank 0's identical weights.
+        self.g_ddp, self.d_ddp = self.dist.wrap(self.g), self.dist.wrap(self.d)
+        fixed = torch.Generator().manual_seed(12345)
+        self.fixed_z = torch.randn(64, cfg.z_dim, generator=fixed)
+        self.eval_z = torch.randn(max(cfg.eval_n, 256), cfg.z_dim, generator=fixed)
+        self.realism = None
+
+    # --- checkpoints: everything needed to continue exactly where we stopped ---
+    def state(self):
+        return {
+            "config": dataclasses.asdict(self.cfg), "step": self.step, "nimg": self.nimg, "history": self.history,
+            "G": self.g.state_dict(), "D": self.d.state_dict(), "G_ema": self.g_ema.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rng": runtime.rng_state(), "data_gen": self.data_gen.get_state(),
+        }
+
+    def resume(self, s):
+        for k in ("resolution", "z_dim", "width", "spectral"):
+            if s["config"][k] != getattr(self.cfg, k):
+                raise FaceattrError(f"{self.ckpt_path}: saved with {k}={s['config'][k]}, not {getattr(self.cfg, k)}")
+        self.g.load_state_dict(s["G"])
+        self.d.load_state_dict(s["D"])
+        self.g_ema.load_state_dict(s["G_ema"])
+        self.opt_g.load_state_dict(s["opt_g"])
+        self.opt_d.load_state_dict(s["opt_d"])
+        self.step, self.nimg, self.history = s["step"], s["nimg"], s["history"]
+        if self.dist.world == 1:  # RNG streams are per process; a changed world size starts fresh ones
+            runtime.set_rng_state(s["rng"])
+            self.data_gen.set_state(s["data_gen"])
+
+    def checkpoint(self, log, losses):
+        """Rank 0: S14's figures, a sample grid from fixed latents, then the atomic checkpoint."""
+        cfg, dev = self.cfg, self.dist.device
+        self.g_ema.eval()
+        n = min(256, len(self.val_set))
+        acc_real, acc_fake = d_accuracy(self.d, self.g, self.val_set.images[:n], self.eval_z[:n], dev)
+        row = {"kimg": self.nimg / 1000, **losses, "d_acc_real_heldout": acc_real, "d_acc_fake": acc_fake}
+        if cfg.eval_n:
+            from faceattr.metrics.realism import Realism
+
+            self.realism = self.realism or Realism(self.val_set.images)
+            row.update(self.realism(decode(self.g_ema, self.eval_z[:cfg.eval_n].to(dev))))
+        self.history.append(row)
+        log.log(self.step, **row)
+        kimg = f"{self.nimg // 1000:06d}"
+        save_grid(decode(self.g_ema, self.fixed_z.to(dev)), self.out / "samples" / f"{kimg}.png", 8)
+        # Small G-Net snapshots: any one can be evaluated or shipped later (an early one is FD's ceiling).
+        weights.save(self.g_ema, self.out / "snapshots" / f"gnet-{kimg}.safetensors", "gnet",
+                     {k: getattr(self.g_ema, k) for k in GEN_KEYS})
+        runtime.save_checkpoint(self.ckpt_path, self.state())
+        return row
+
+    def plateaued(self):
+        p = self.cfg.patience
+        fds = [h["fd_sface"] for h in self.history if "fd_sface" in h]
+        return p > 0 and len(fds) > p and min(fds[-p:]) >= min(fds[:-p])
+
+    # --- S12 and S13 ---
+    def train_step(self, b):
+        cfg, dev = self.cfg, self.dist.device
+        amp = torch.autocast(dev.type, torch.bfloat16, enabled=cfg.bf16)
+        idx = torch.randint(len(self.train_set), (b,), generator=self.data_gen).numpy()
+        real = to_float(self.train_set.batch(idx)).to(dev, memory_format=self.fmt)
+
+        # S12: G frozen (no graph through G); D learns real -> 1, fake -> 0. One D pass on [real; fake].
+        self.d.requires_grad_(True)
+        with torch.no_grad(), amp:
+            fake = self.g(torch.randn(b, cfg.z_dim, device=dev))
+        with amp:
+            logits = self.d_ddp(diff_augment(torch.cat([real, fake.float()]), cfg.augment)).float()
+            loss_d = d_loss(logits[:b], logits[b:], cfg.loss)
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        r1 = torch.zeros(())
+        if cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0:
+            # Lazy R1 (StyleGAN2): penalise D's gradient on real faces, scaled by the interval.
+            real_r = real.detach().requires_grad_(True)
+            with amp:
+                out = self.d_ddp(diff_augment(real_r, cfg.augment)).float()
+            (grad,) = torch.autograd.grad(out.sum(), real_r, create_graph=True)
+            r1 = grad.float().pow(2).sum(dim=[1, 2, 3]).mean()
+            self.opt_d.zero_grad(set_to_none=True)
+            (r1 * cfg.r1_gamma / 2 * cfg.r1_every).backward()
+            self.opt_d.step()
+
+        # S13: D frozen; G learns to make D label its outputs 1. Gradients flow through D into G only.
+        self.d.requires_grad_(False)
+        with amp:
+            fake = self.g_ddp(torch.randn(b, cfg.z_dim, device=dev))
+            loss_g = g_loss(self.d(diff_augment(fake, cfg.augment)).float(), cfg.loss)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+
+        self.step += 1
+        self.nimg += cfg.batch
+        ema_nimg = min(cfg.ema_kimg * 1000, self.nimg * 0.05)  # ramp up: early G changes fast
+        update_ema(self.g_ema, self.g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()}
+
+    def run(self):
+        cfg, main = self.cfg, self.dist.main
+        b = cfg.batch // self.dist.world
+        log = runtime.MetricLog(self.out, self.step if self.nimg else None) if main else None
+        if main:
+            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        t0, start_nimg = time.time(), self.nimg
+        next_ckpt = (self.nimg // int(cfg.ckpt_kimg * 1000) + 1) * int(cfg.ckpt_kimg * 1000)
+        bar = tqdm(total=int(cfg.max_kimg * 1000), initial=self.nimg, unit="img", unit_scale=True,
+                   disable=not main, dynamic_ncols=True)
+        while True:
+            losses = self.train_step(b)
+            bar.update(cfg.batch)
+            rate = (self.nimg - start_nimg) / (time.time() - t0)
+            if main and self.step % 10 == 0 and self.nimg < next_ckpt:
+                bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}", ips=f"{rate:.0f}")
+                log.log(self.step, **losses, images_per_s=rate)
+            done = self.nimg >= cfg.max_kimg * 1000
+            if self.nimg >= next_ckpt or done:  # S14: the stop rules are checked at checkpoints
+                next_ckpt += int(cfg.ckpt_kimg * 1000)
+                if main:
+                    row = self.checkpoint(log, losses)
+                    bar.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
+                    done = done or self.plateaued() or bool(cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60)
+                if self.sync_flag(done):
+                    break
+        bar.close()
+        if main:
+            log.close()
+        self.dist.barrier()
+        self.dist.close()
+        return self.history
+
+    def sync_flag(self, flag):
+        """All processes stop together: rank 0 decides (it alone evaluates the plateau)."""
+        if self.dist.world == 1:
+            return flag
+        t = torch.tensor([float(bool(flag))], device=self.dist.device)
+        torch.distributed.broadcast(t, 0)
+        return bool(t.item())
+
+
+def train(cfg: GanConfig):
+    return Trainer(cfg).run()
