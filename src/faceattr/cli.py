@@ -1,4 +1,4 @@
-"""Command line: `faceattr data|train|sample|eval|demo ...`. Thin: parse, call one function, report."""
+"""Command line: `faceattr data|train|export|sample|eval|edit ...`. Thin: parse, call one function, report."""
 
 import argparse
 import dataclasses
@@ -51,6 +51,33 @@ def cmd_train_gan(args):
     train(GanConfig(**{k: v for k, v in vars(args).items() if k in fields}))
 
 
+def cmd_train_encoder(args):
+    from faceattr.training.encoder import EncoderConfig, train
+
+    fields = {f.name for f in dataclasses.fields(EncoderConfig)}
+    train(EncoderConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+
+
+def cmd_train_classifier(args):
+    from faceattr.training.classifier import ClassifierConfig, train
+
+    fields = {f.name for f in dataclasses.fields(ClassifierConfig)}
+    train(ClassifierConfig(**{k: v for k, v in vars(args).items() if k in fields}, attrs=tuple(args.attr or ())))
+
+
+def cmd_export_classifier(args):
+    from faceattr.classifier import export_classifier
+
+    print(export_classifier(args.checkpoint, args.output))
+
+
+def cmd_export_gan(args):
+    from faceattr.generate import export_generator
+
+    export_generator(args.checkpoint, args.output)
+    print(args.output)
+
+
 def cmd_sample(args):
     from faceattr.generate import sample_grid
 
@@ -68,6 +95,41 @@ def cmd_eval_gan(args):
     print(text)
     if args.output:
         write_text(args.output, text + "\n")
+
+
+def parse_edits(attrs, to) -> dict:
+    """--attr NAME=0|1 (repeatable) or --attr NAME ... --to 0|1 -> {NAME: 0|1}."""
+    if not attrs:
+        raise FaceattrError("name an attribute to change: --attr NAME --to 0|1 or --attr NAME=0|1")
+    edits = {}
+    for item in attrs:
+        name, eq, value = item.partition("=")
+        value = value.strip() if eq else (None if to is None else str(to))
+        if value is None:
+            raise FaceattrError(f"--attr {name}: say what to change it to: --to 0|1 or --attr {name}=0|1")
+        if value not in ("0", "1"):
+            raise FaceattrError(f"--attr {item}: the target must be 0 (remove) or 1 (add), not {value!r}")
+        edits[name.strip()] = int(value)
+    return edits
+
+
+def cmd_edit(args):
+    from faceattr.editor import Editor, edit_files, output_paths
+
+    edits = parse_edits(args.attr, args.to)
+    outputs = output_paths(args.inputs, args.output, args.out_dir)
+    options = {"transfer": not args.replace, "features": args.features, "invert_steps": args.invert_steps,
+               "invert_restarts": args.restarts, "invert_feature_weight": args.feature_weight,
+               "invert_prior_weight": args.prior_weight, "search_prior_weight": args.prior_weight,
+               "search_steps": args.search_steps, "search_identity_weight": args.identity_weight}
+    editor = Editor(args.gnet, args.enet, False if args.no_encoder else args.encoder, device=args.device,
+                    **{k: v for k, v in options.items() if v is not None})
+    failures = edit_files(editor, args.inputs, outputs, edits, strength=args.strength, all_faces=args.all_faces,
+                          debug=args.debug, report=args.report, batch=args.batch)
+    if failures:
+        print(f"faceattr: {len(failures)} of {len(args.inputs)} photo(s) failed:", file=sys.stderr)
+        print("\n".join(failures), file=sys.stderr)
+        sys.exit(1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder: checkpoint, samples, metrics.csv, tensorboard/")
     add_dataclass_options(s, GanConfig, skip=("data", "out"))
     s.set_defaults(func=cmd_train_gan)
+    from faceattr.training.encoder import EncoderConfig
+
+    s = train.add_parser("encoder", help="train the inversion encoder (image -> z) on G-Net's samples; resumes")
+    s.add_argument("--gnet", required=True, help="G-Net: .safetensors or a GAN run's checkpoint.pt")
+    s.add_argument("--out", required=True, help="run folder: checkpoint, encoder.safetensors, metrics.csv")
+    add_dataclass_options(s, EncoderConfig, skip=("gnet", "out"))
+    s.set_defaults(func=cmd_train_encoder)
+    from faceattr.training.classifier import ClassifierConfig
+
+    s = train.add_parser("classifier", help="train E-Net, the attribute judge (patent S21-S23); resumes from "
+                         "OUT/checkpoint.pt; then `faceattr export classifier`")
+    s.add_argument("--data", required=True, help="labelled corpus folder (CelebA layout or images + attributes.csv)")
+    s.add_argument("--out", required=True, help="run folder: checkpoint, metrics.csv, tensorboard/, test_metrics.json")
+    s.add_argument("--attr", action="append", metavar="NAME",
+                   help="attribute to judge; repeat for several (default: every attribute of the corpus)")
+    add_dataclass_options(s, ClassifierConfig, skip=("data", "out", "attrs"))
+    s.set_defaults(func=cmd_train_classifier)
 
     s = sub.add_parser("sample", help="draw faces from G-Net into a grid image")
     s.add_argument("-n", type=int, default=64, help="number of faces")
@@ -113,6 +192,58 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     s.set_defaults(func=cmd_eval_gan)
+
+    export = sub.add_parser("export", help="make shippable weights")
+    export = export.add_subparsers(dest="export_command", required=True)
+    s = export.add_parser("classifier", help="a finished E-Net run -> .safetensors (best-validation weights) with "
+                          "its model card in the metadata and in a .md beside it")
+    s.add_argument("checkpoint", type=Path, help="the run's checkpoint.pt")
+    s.add_argument("-o", "--output", type=Path, required=True, help="e.g. src/faceattr/weights/enet.safetensors")
+    s.set_defaults(func=cmd_export_classifier)
+    s = export.add_parser("gan", help="a G-Net run's checkpoint.pt -> .safetensors (EMA weights, fp16)")
+    s.add_argument("checkpoint", type=Path, help="the run's checkpoint.pt")
+    s.add_argument("-o", "--output", type=Path, required=True, help="e.g. src/faceattr/weights/gnet.safetensors")
+    s.set_defaults(func=cmd_export_gan)
+
+    s = sub.add_parser("edit", help="change face attributes in photos (patent S31-S33 with detection, alignment "
+                       "and paste-back)", description="Edit face attributes in photos. All faces of a batch of "
+                       "photos are inverted and searched together. Each output is written atomically; a photo "
+                       "that fails (unreadable, no face found) is listed at the end and the exit code is 1.")
+    s.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo file(s)")
+    out = s.add_mutually_exclusive_group(required=True)
+    out.add_argument("-o", "--output", type=Path, help="output file (one input only); format from its extension")
+    out.add_argument("--out-dir", type=Path, help="folder for the outputs, named like the inputs")
+    s.add_argument("--attr", action="append", metavar="NAME[=0|1]",
+                   help="attribute to change; repeat for several (e.g. --attr Male=0 --attr Smiling=1)")
+    s.add_argument("--to", type=int, choices=(0, 1), help="target for every --attr given without =: 1 add, 0 remove")
+    s.add_argument("--strength", type=float, default=1.0,
+                   help="how far to move each score toward its goal (0: no change, 1: to the goal, >1: past it)")
+    s.add_argument("--all-faces", action="store_true",
+                   help="edit every face; default: only the largest, the portrait's subject (background faces "
+                        "are small, often half-hidden, and each one costs as much as the subject)")
+    s.add_argument("--debug", action="store_true",
+                   help="also write OUTPUT.debug.png: aligned original | G(z1) | G(z2) | result, a row per face")
+    s.add_argument("--report", action="store_true",
+                   help="also write OUTPUT.json beside each output: scores before/after, inversion MSE/PSNR, "
+                        "steps and seconds per stage for each face")
+    s.add_argument("--gnet", type=Path, help="G-Net .safetensors or GAN run checkpoint.pt (default: shipped)")
+    s.add_argument("--enet", type=Path, help="E-Net .safetensors or classifier run checkpoint.pt (default: shipped)")
+    enc = s.add_mutually_exclusive_group()
+    enc.add_argument("--encoder", type=Path, help="inversion encoder for the S31 start (default: shipped, if any)")
+    enc.add_argument("--no-encoder", action="store_true", help="start S31 from random z (the patent)")
+    s.add_argument("--replace", action="store_true",
+                   help="paste G(z2) itself (the patent's S33) instead of adding G(z2) - G(z1) to the photo "
+                        "(default: keeps the person's identity and detail)")
+    s.add_argument("--invert-steps", type=int, help="S31 optimisation steps")
+    s.add_argument("--restarts", type=int, help="S31 starts per face; the best is kept")
+    s.add_argument("--search-steps", type=int, help="S32 steps at most")
+    s.add_argument("--identity-weight", type=float, help="S32: weight of staying close to G(z1)")
+    s.add_argument("--prior-weight", type=float, help="S31 and S32: weight keeping z on the prior's shell")
+    s.add_argument("--features", type=Path, help="GAN run checkpoint.pt: D-Net feature loss for S31")
+    s.add_argument("--feature-weight", type=float, help="S31: weight of the feature loss (with --features)")
+    s.add_argument("--batch", type=int, default=8, help="photos per batch (all their faces optimised together)")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=cmd_edit)
     return p
 
 

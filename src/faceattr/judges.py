@@ -136,8 +136,8 @@ class AgeGenderJudge:
 
     def chips(self, images, boxes=None) -> tuple[np.ndarray, np.ndarray]:
         """Aligned (gender 32 px, age 64 px) chips, landmarked inside each face box."""
-        self._load()
         images = [_as_rgb(im) for im in images]
+        self._load()
         if boxes is None:
             boxes, _ = face_boxes(images)
         g_chips, a_chips = [], []
@@ -267,8 +267,8 @@ class SmileJudge:
 
         if len(images) == 0:
             return np.zeros(0, np.float32)
-        w = self._load()
         images = [_as_rgb(im) for im in images]
+        w = self._load()
         if boxes is None:
             boxes, _ = face_boxes(images)
         with torch.no_grad():

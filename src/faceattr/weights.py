@@ -14,7 +14,8 @@ from safetensors.torch import load_file, safe_open, save_file
 from faceattr.errors import FaceattrError
 from faceattr.fileio import atomic_path
 
-SHIPPED = {"gnet": "gnet.safetensors"}
+SHIPPED = {"gnet": "gnet.safetensors", "enet": "enet.safetensors",
+           "encoder": "encoder.safetensors"}
 
 
 def shipped_path(name: str) -> Path:

@@ -1,0 +1,165 @@
+"""E-Net, the patent's attribute judge (S21-S23 train it; S32 steers edits by its gradient).
+
+One compact CNN trunk with one logit per attribute (a single `--attr` makes it the patent's
+one-attribute binary classifier). Built for a useful input gradient, since S32 follows it:
+- SiLU activations and binomial-blur downsampling, no ReLU/max-pool: the gradient w.r.t. the
+  image is smooth and anti-aliased, not the high-frequency pattern that lets an edit fool E-Net
+  without a visible change;
+- GroupNorm: a face's score never depends on the rest of its batch, in training or eval.
+Input (B, 3, R, R) in [-1, 1] at the G-Net resolution; output logits (B, A) in `attr_names` order.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceattr import weights
+from faceattr.errors import FaceattrError
+from faceattr.fileio import write_text
+from faceattr.networks import channels_at
+
+ENET_KEYS = ("attr_names", "resolution", "width")
+
+
+class BlurDown(nn.Module):
+    """2x downsampling through a [1, 2, 1]^2 / 16 binomial filter (anti-aliased; BlurPool, Zhang 2019)."""
+
+    def __init__(self):
+        super().__init__()
+        k = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("kernel", (k[:, None] * k[None, :] / 16)[None, None], persistent=False)
+
+    def forward(self, x):
+        c = x.shape[1]
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.kernel.expand(c, 1, 3, 3), stride=2, groups=c)
+
+
+def _conv(c_in, c_out):
+    return [nn.Conv2d(c_in, c_out, 3, 1, 1), nn.GroupNorm(8, c_out), nn.SiLU()]
+
+
+class ENet(nn.Module):
+    """E-Net: image (B, 3, R, R) in [-1, 1] -> attribute logits (B, len(attr_names))."""
+
+    def __init__(self, attr_names, resolution: int = 64, width: int = 1024):
+        super().__init__()
+        if resolution < 8 or resolution & (resolution - 1):
+            raise ValueError(f"resolution must be a power of two >= 8, got {resolution}")
+        if not attr_names:
+            raise ValueError("E-Net needs at least one attribute")
+        self.attr_names, self.resolution, self.width = list(attr_names), resolution, width
+        c = channels_at(resolution, width)
+        layers, res = _conv(3, c), resolution
+        while res > 4:
+            res //= 2
+            c_out = channels_at(res, width)
+            layers += [*_conv(c, c), BlurDown(), *_conv(c, c_out)]
+            c = c_out
+        self.trunk = nn.Sequential(*layers)
+        self.heads = nn.Linear(c, len(self.attr_names))  # row i: attribute i's own logit head
+
+    def forward(self, x):
+        if x.shape[-2:] != (self.resolution, self.resolution):
+            raise ValueError(f"E-Net takes {self.resolution}x{self.resolution} faces, got {tuple(x.shape[-2:])}")
+        return self.heads(self.trunk(x).mean(dim=(2, 3)))
+
+    def index(self, attr: str) -> int:
+        if attr not in self.attr_names:
+            raise FaceattrError(f"this E-Net judges {', '.join(self.attr_names)}, not {attr!r}")
+        return self.attr_names.index(attr)
+
+    def score(self, x, attr: str):
+        """s of S32: P(attribute) for each image, (B,)."""
+        return torch.sigmoid(self(x)[:, self.index(attr)])
+
+    def net_config(self) -> dict:
+        return {k: getattr(self, k) for k in ENET_KEYS}
+
+
+def load_classifier(path=None) -> ENet:
+    """E-Net in eval mode with gradients off: the shipped one (default), a run's checkpoint.pt (its
+    best-validation weights, S23; the latest before the first validation) or an exported .safetensors."""
+    if path is None:
+        try:
+            path = weights.shipped_path("enet")
+        except FaceattrError:
+            raise FaceattrError("no E-Net is shipped yet: train one (`faceattr train classifier`) and pass its "
+                                "checkpoint.pt or exported .safetensors") from None
+    path = Path(path)
+    if path.suffix == ".pt":
+        from faceattr.training.runtime import load_checkpoint
+
+        if not path.exists():
+            raise FaceattrError(f"{path}: no such checkpoint")
+        ckpt = load_checkpoint(path)
+        state, config = ckpt["E_best"] or ckpt["E"], ckpt["net"]
+    else:
+        state, config = weights.load(path, "enet")
+    e = ENet(**config)
+    e.load_state_dict(state)
+    return e.eval().requires_grad_(False)
+
+
+def export_classifier(checkpoint, out) -> Path:
+    """A finished run's checkpoint.pt -> shippable E-Net .safetensors (best-validation weights, fp16)
+    with its model card (data, config, test metrics, command) in the metadata and beside it as .md."""
+    from faceattr.training.runtime import load_checkpoint
+
+    checkpoint, out = Path(checkpoint), Path(out)
+    e = load_classifier(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
+    if not ckpt.get("test_metrics"):
+        raise FaceattrError(f"{checkpoint}: the run has not finished (no test metrics yet); resume it first")
+    card = {"model": "E-Net attribute judge (patent S21-S23)", "data": ckpt["data"], "config": ckpt["config"],
+            "command": ckpt["command"], "epochs_trained": ckpt["epoch"],
+            "best_epoch": ckpt["best_epoch"] + 1, "test_metrics": ckpt["test_metrics"]}  # epochs 1-based; 0: none
+    weights.save(e, out, "enet", e.net_config(), card=card)
+    write_text(out.with_suffix(".md"), model_card_markdown(card))
+    return out
+
+
+def model_card_markdown(card: dict) -> str:
+    def f(v):
+        return "n/a" if v is None else f"{v:.4f}"
+
+    rows = "\n".join(f"| {a} | {f(m['accuracy'])} | {f(m['balanced_accuracy'])} | {f(m['roc_auc'])} | {f(m['ece'])} "
+                     f"| {f(m['positive_rate'])} | {m['n']} |" for a, m in card["test_metrics"].items())
+    return (f"# {card['model']}\n\nCommand: `{card['command']}`\n\nData: `{json.dumps(card['data'])}`\n\n"
+            f"Best validation loss at epoch {card['best_epoch']} of {card['epochs_trained']}.\n\n"
+            "## Test split\n\n| attribute | accuracy | balanced acc. | ROC AUC | ECE | positive rate | n |\n"
+            f"|---|---|---|---|---|---|---|\n{rows}\n\n## Config\n\n```\n{json.dumps(card['config'], indent=2)}\n```\n")
+
+
+class AttributeLabeller:
+    """The corpus labeller's rules (`data.label`: the same judges and thresholds) applied to any faces,
+    e.g. G-Net samples: uint8 (N, H, W, 3) -> (labels float32 (N, A) in {0, 1}, face found bool (N,)).
+    Faces under 128 px are upscaled first, as for the realism judges (dlib's HOG box needs ~80 px faces)."""
+
+    def __init__(self, attrs):
+        from faceattr.data.label import ATTRIBUTES
+
+        unknown = [a for a in attrs if a not in ATTRIBUTES]
+        if unknown:
+            raise FaceattrError(f"the labeller knows {', '.join(ATTRIBUTES)}, not {', '.join(unknown)}")
+        self.attrs, self.cols = list(attrs), [ATTRIBUTES.index(a) for a in attrs]
+        self._ag = self._smile = None
+
+    def __call__(self, images):
+        from faceattr.data.label import labels_from_raw
+        from faceattr.judges import AgeGenderJudge, SmileJudge, face_boxes
+        from faceattr.metrics.realism import upscale
+
+        images = [upscale(np.ascontiguousarray(im)) for im in images]
+        boxes, found = face_boxes(images)
+        p_male = age = p_smile = np.zeros(len(images), np.float32)
+        if {"Male", "Young"} & set(self.attrs):
+            self._ag = self._ag or AgeGenderJudge()
+            p_male, age = self._ag.judge(images, boxes)
+        if "Smiling" in self.attrs:
+            self._smile = self._smile or SmileJudge()
+            p_smile = self._smile.judge(images, boxes)
+        return (labels_from_raw(p_male, age, p_smile)[:, self.cols] > 0).astype(np.float32), found

@@ -1,0 +1,313 @@
+"""Edit face attributes in real photos: the patent's S3 (claim 1) around detection and paste-back.
+
+For each call of `Editor.edit`: detect faces in every photo, align them like the training corpus,
+then for ALL faces of ALL photos at once (one batch: far cheaper per face than one at a time)
+S31 invert them into z1, S32 search z2 for the requested attributes, S33 decode G(z1) and G(z2);
+finally each face goes back into its own photo at the photo's resolution (`align.paste_back`).
+
+S33 has two modes. `transfer=True` (default) adds G(z2) - G(z1) to the photo's own pixels
+(`latent.transfer`): the person's identity and every detail the 64 px GAN cannot draw stay, only
+what the edit changed moves. `transfer=False` is the patent's literal S33: the face is replaced by
+G(z2) (upscaled, colour-matched to the photo via G(z1)), which loses identity with a small GAN.
+"""
+
+import inspect
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from faceattr import align, latent, weights
+from faceattr.classifier import load_classifier
+from faceattr.errors import FaceattrError
+from faceattr.fileio import save_image, write_text
+from faceattr.generate import decode, load_generator
+from faceattr.imaging import grid, to_float
+from faceattr.photo import load_photo
+
+DEBUG_SIZE = 128  # side of each tile of the debug strip
+
+
+@dataclass
+class Result:
+    """One photo's outcome: the edited photo (None if it failed), one report per edited face, the
+    debug strip (rows aligned original | G(z1) | G(z2) | result, one per face) and the error."""
+
+    image: np.ndarray | None
+    faces: list[dict] = field(default_factory=list)
+    debug: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def report(self) -> dict:
+        return {"error": self.error, "faces": self.faces} if self.error else {"faces": self.faces}
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (N, h, h, 3) -> (N, size, size, 3), bicubic up / area down."""
+    if images.shape[1] == size:
+        return images
+    interp = cv2.INTER_CUBIC if size > images.shape[1] else cv2.INTER_AREA
+    return np.stack([cv2.resize(im, (size, size), interpolation=interp) for im in images])
+
+
+class Editor:
+    """G-Net + E-Net (+ optional inversion encoder) ready to edit photos.
+
+    gnet / enet / encoder: a module, a .safetensors or a training run's checkpoint.pt; None loads the
+    weights shipped in the package (the encoder only if one ships; encoder=False: none), and without
+    an encoder S31 starts from random z.
+    Options (all optional):
+    - `transfer` (default True): S33 by adding G(z2) - G(z1) to the photo (see module doc);
+      `transfer_blur`: low-pass sigma of that difference in GAN pixels (latent.transfer's `blur`);
+    - `invert_<name>`: passed to latent.invert as `name` (steps, restarts, jitter, prior_weight,
+      feature_weight, lr, seed, bf16); `features`: a GAN run's checkpoint.pt whose D-Net feature maps
+      are the feature loss of S31 (with invert_feature_weight > 0);
+    - `search_<name>`: passed to latent.search as `name` (steps, goal, prior_weight,
+      identity_weight, lr, bf16); `search_identity_mask="face"` keeps the identity term off the
+      face ellipse, where the edit must happen;
+    - `feather`: width of the paste-back mask's soft edge, as a fraction of the crop side.
+    """
+
+    PASSES = ("transfer", "transfer_blur", "features", "feather")
+
+    def __init__(self, gnet=None, enet=None, encoder=None, device="cpu", **options):
+        valid = {"invert_": set(inspect.signature(latent.invert).parameters) - {"G", "target", "init", "feature_fn"},
+                 "search_": set(inspect.signature(latent.search).parameters) - {"G", "E", "z1", "attr_index",
+                                                                               "target", "strength"}}
+        passed = {"invert_": {}, "search_": {}}
+        for key, value in options.items():
+            prefix = key[:7]
+            if prefix in valid and key[7:] in valid[prefix]:
+                passed[prefix][key[7:]] = value
+            elif key not in self.PASSES:
+                names = sorted(p + n for p, ns in valid.items() for n in ns) + list(self.PASSES)
+                raise FaceattrError(f"unknown editor option {key!r}; valid: {', '.join(names)}")
+        invert_opts, search_opts = passed["invert_"], passed["search_"]
+        self.device = torch.device(device)
+        self.G = (gnet if isinstance(gnet, torch.nn.Module) else load_generator(gnet)).to(self.device)
+        self.E = (enet if isinstance(enet, torch.nn.Module) else load_classifier(enet)).to(self.device)
+        if encoder is None:
+            encoder = self._shipped_encoder()
+        elif encoder is False:
+            encoder = None
+        elif not isinstance(encoder, torch.nn.Module):
+            encoder = latent.load_encoder(encoder)
+        self.encoder = None if encoder is None else encoder.to(self.device)
+        self.resolution = self.G.resolution
+        for name, net in (("E-Net", self.E), ("encoder", self.encoder)):
+            if net is not None and net.resolution != self.resolution:
+                raise FaceattrError(f"the {name} takes {net.resolution} px faces but G-Net draws {self.resolution} px")
+        self.attr_names = list(self.E.attr_names)
+        self.transfer = bool(options.get("transfer", True))
+        self.transfer_blur = float(options.get("transfer_blur", 0.0))
+        self.feather = float(options.get("feather", 0.12))
+        if options.get("features"):
+            invert_opts["feature_fn"] = latent.discriminator_features(options["features"])
+        if isinstance(search_opts.get("identity_mask"), str):
+            if search_opts["identity_mask"] != "face":
+                raise FaceattrError("search_identity_mask takes a (1 or B, 1, R, R) tensor or 'face'")
+            # the identity term everywhere but the face ellipse, where the edit must happen
+            search_opts["identity_mask"] = torch.from_numpy(1 - align.face_mask(self.resolution))[None, None]
+        self.invert_options, self.search_options = invert_opts, search_opts
+
+    @staticmethod
+    def _shipped_encoder():
+        try:
+            weights.shipped_path("encoder")
+        except FaceattrError:
+            return None
+        return latent.load_encoder()
+
+    def goals(self, edits: dict) -> list[tuple[int, int]]:
+        if not edits:
+            raise FaceattrError(f"no attribute to change; available: {', '.join(self.attr_names)}")
+        goals = []
+        for name, target in edits.items():
+            if name not in self.attr_names:
+                raise FaceattrError(f"unknown attribute {name!r}; available: {', '.join(self.attr_names)}")
+            if target not in (0, 1):
+                raise FaceattrError(f"attribute {name}: the target must be 0 (remove) or 1 (add), not {target!r}")
+            goals.append((self.attr_names.index(name), int(target)))
+        return goals
+
+    @torch.no_grad()
+    def _scores(self, images: np.ndarray) -> np.ndarray:
+        """E-Net's s for every attribute of uint8 crops at the GAN resolution -> (N, A)."""
+        return torch.sigmoid(self.E(to_float(images).to(self.device)).float()).cpu().numpy()
+
+    def edit(self, photos, edits: dict, strength: float = 1.0, all_faces: bool = False,
+             debug: bool = False) -> list[Result]:
+        """Edit `edits` ({attribute: 1 to add, 0 to remove}) in every photo (RGB uint8 arrays).
+
+        The largest face of each photo is edited, or every face with all_faces. A photo where no face
+        is found gets a Result with `error` set and no image; the others are still edited.
+        Each face's report: box (x, y, w, h), edits, E-Net's s per attribute on the aligned photo
+        crop, G(z1), G(z2) and the result, inversion mse (on [-1, 1] images) and psnr_db, steps,
+        whether the search reached its goal, and seconds per stage (invert/search/decode: the whole
+        batch's time, shared by batch_faces faces).
+        """
+        goals, photos = self.goals(edits), list(photos)
+        results, jobs = [], []  # jobs: (photo index, AlignedFace at the GAN resolution, seconds per stage)
+        for i, photo in enumerate(photos):
+            t = time.perf_counter()
+            try:
+                faces, error = align.detect_faces(photo), "no face found"
+            except FaceattrError as e:  # not an RGB uint8 picture: this photo fails, the batch goes on
+                faces, error = [], str(e)
+            detect = time.perf_counter() - t
+            results.append(Result(image=None, error=None if faces else error))
+            for face in faces if all_faces else faces[:1]:
+                t = time.perf_counter()
+                crop = align.align(photo, face, self.resolution)
+                jobs.append((i, crop, {"detect": detect, "align": time.perf_counter() - t}))
+        if not jobs:
+            return results
+
+        crops = np.stack([c.crop for _, c, _ in jobs])
+        target = to_float(crops).to(self.device)
+        t = time.perf_counter()
+        init = None
+        if self.encoder is not None:
+            with torch.no_grad():
+                init = self.encoder(target)
+        z1, inv = latent.invert(self.G, target, init=init, **self.invert_options)  # S31
+        t_invert, t = time.perf_counter() - t, time.perf_counter()
+        z2, found = latent.search(self.G, self.E, z1, goals, strength=strength, **self.search_options)  # S32
+        t_search, t = time.perf_counter() - t, time.perf_counter()
+        g1, g2 = decode(self.G, z1), decode(self.G, z2)  # S33
+        t_decode = time.perf_counter() - t
+
+        for k, (i, crop, secs) in enumerate(jobs):  # several faces of one photo paste one after another
+            t = time.perf_counter()
+            results[i].image = self._paste(results[i].image if results[i].image is not None else photos[i],
+                                           photos[i], crop.face, g1[k], g2[k])
+            secs.update(invert=t_invert, search=t_search, decode=t_decode, paste=time.perf_counter() - t)
+
+        edited = np.stack([align.align(results[i].image, c.face, self.resolution).crop for i, c, _ in jobs])
+        s = {"photo": self._scores(crops), "before": self._scores(g1), "after": self._scores(g2),
+             "result": self._scores(edited)}
+        rows = {}
+        for k, (i, crop, secs) in enumerate(jobs):
+            results[i].faces.append({
+                "box": [round(float(v), 1) for v in crop.face.box],
+                "detection_score": round(float(crop.face.score), 4),
+                "edits": dict(edits),
+                "strength": strength,
+                "s": {a: {when: round(float(v[k, j]), 4) for when, v in s.items()}
+                      for j, a in enumerate(self.attr_names)},
+                "reached": bool(found["reached"][k]),
+                "inversion": {"mse": round(float(inv["mse"][k]), 6), "psnr_db": round(float(inv["psnr"][k]), 3),
+                              "encoder_start": self.encoder is not None},
+                "steps": {"invert": int(inv["steps"]), "search": int(found["steps"][k])},
+                "mode": "transfer" if self.transfer else "replace",
+                "batch_faces": len(jobs),
+                "seconds": {stage: round(v, 4) for stage, v in secs.items()},
+            })
+            if debug:
+                rows.setdefault(i, []).extend([align.align(photos[i], crop.face, DEBUG_SIZE).crop,
+                                               *_resize(np.stack([g1[k], g2[k]]), DEBUG_SIZE),
+                                               align.align(results[i].image, crop.face, DEBUG_SIZE).crop])
+        for i, tiles in rows.items():
+            results[i].debug = np.asarray(grid(np.stack(tiles), ncol=4))
+        return results
+
+    def _paste(self, canvas, photo, face, g1, g2) -> np.ndarray:
+        """S33 into the photo: `canvas` (the photo, maybe with other faces already pasted) with this
+        face's edit, made from `photo`'s own pixels at the face's native resolution."""
+        big = align.align(photo, face, align.native_size(face))
+        size = big.crop.shape[0]
+        mask = align.face_mask(size, self.feather)
+        if self.transfer:  # the photo's pixels plus the change G(z2) - G(z1)
+            edited = latent.transfer(to_float(big.crop[None]), to_float(g1[None]), to_float(g2[None]),
+                                     blur=self.transfer_blur)
+            edited = ((edited[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)  # not rounded
+            return align.paste_back(canvas, edited, big.matrix, mask=mask, reference_crop=big.crop)
+        # the patent's S33: G(z2) itself, colour-matched to the photo through G(z1)
+        edited = align.match_colour(_resize(g2[None], size)[0], big.crop, mask, reference=_resize(g1[None], size)[0])
+        return align.paste_back(canvas, edited, big.matrix, mask=mask)
+
+
+# --------------------------------------------------------------------------------------------
+# The edit job over files (`faceattr edit`)
+# --------------------------------------------------------------------------------------------
+
+WRITABLE = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def output_paths(inputs, output=None, out_dir=None) -> list[Path]:
+    """Where each input's edited photo goes: `output` (one input only) or out_dir/<input's name>
+    (formats Pillow cannot write become .png). Refuses to overwrite an input or to write two
+    inputs to one file."""
+    inputs = [Path(p) for p in inputs]
+    if (output is None) == (out_dir is None):
+        raise FaceattrError("give either -o FILE (one input) or --out-dir DIR")
+    if output is not None:
+        if len(inputs) != 1:
+            raise FaceattrError(f"-o takes one input, got {len(inputs)}: use --out-dir for several")
+        outs = [Path(output)]
+    else:
+        outs = [Path(out_dir) / (p.name if p.suffix.lower() in WRITABLE else p.stem + ".png") for p in inputs]
+    for src, dst in zip(inputs, outs):
+        if dst.suffix.lower() not in WRITABLE:
+            raise FaceattrError(f"{dst}: cannot write {dst.suffix or 'files without an extension'}; "
+                                f"use one of {', '.join(sorted(WRITABLE))}")
+        if dst.resolve() == src.resolve():
+            raise FaceattrError(f"{dst}: would overwrite the input; choose another output")
+    seen = {}
+    for src, dst in zip(inputs, outs):
+        if dst.resolve() in seen:
+            raise FaceattrError(f"{seen[dst.resolve()]} and {src} would both be written to {dst}")
+        seen[dst.resolve()] = src
+    return outs
+
+
+def _summary(result: Result, edits: dict) -> str:
+    parts = [f"{a} {f['s'][a]['photo']:.2f}->{f['s'][a]['result']:.2f}" for f in result.faces for a in edits]
+    return f"{len(result.faces)} face(s) edited; s (photo->result): {', '.join(parts)}"
+
+
+def edit_files(editor: Editor, inputs, outputs, edits: dict, strength: float = 1.0, all_faces: bool = False,
+               debug: bool = False, report: bool = False, batch: int = 8, log=print) -> list[str]:
+    """Edit every input photo into its output, `batch` photos (all their faces) per Editor.edit.
+
+    Goes on past a photo that fails (unreadable, no face) and returns the failures, one
+    "path: reason" line each. Every file is written atomically: the edited photo, with `report` its
+    JSON report beside it (<output>.json), with `debug` its strip (<output>.debug.png).
+    """
+    editor.goals(edits)  # a bad attribute fails the whole job before any photo is read
+    if batch < 1:
+        raise FaceattrError("--batch must be at least 1")
+    failures = []
+    pairs = list(zip(map(Path, inputs), map(Path, outputs)))
+    for start in range(0, len(pairs), batch):
+        loaded = []
+        for src, dst in pairs[start:start + batch]:
+            try:
+                loaded.append((src, dst, load_photo(src)))
+            except FaceattrError as e:  # its message starts with the path
+                failures.append(str(e))
+        if not loaded:
+            continue
+        results = editor.edit([p for _, _, p in loaded], edits, strength=strength, all_faces=all_faces, debug=debug)
+        for (src, dst, _), result in zip(loaded, results):
+            if result.error:
+                failures.append(f"{src}: {result.error}")
+                continue
+            try:
+                save_image(Image.fromarray(result.image), dst, quality=95)
+                if report:
+                    write_text(dst.with_name(dst.name + ".json"),
+                               json.dumps({"input": str(src), "output": str(dst), **result.report}, indent=2))
+                if debug:
+                    save_image(Image.fromarray(result.debug), dst.with_name(dst.name + ".debug.png"))
+            except OSError as e:
+                failures.append(f"{src}: cannot write {dst} ({e.strerror or e})")
+                continue
+            log(f"{src} -> {dst}: {_summary(result, edits)}")
+    return failures

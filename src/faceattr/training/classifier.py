@@ -1,0 +1,377 @@
+"""Train E-Net, the attribute judge: patent steps S21-S23.
+
+S21  feed labelled real faces: label 1 with the attribute, 0 without (one logit per attribute).
+S22  binary cross-entropy on the logits (optionally weighting positives by negatives/positives per
+     attribute, for imbalance), backpropagate, update with SGD (momentum, Nesterov; cosine or step LR).
+S23  repeat until the loss converges: after every epoch the loss on the validation split is measured,
+     and training stops when it has not improved for `patience` epochs (or on the epoch/minute budget).
+     The best-validation weights are kept, scored on the test split (test_metrics.json) and exported.
+
+Beyond the patent, for an E-Net that an edit (S32) cannot fool, each switchable: augmentation
+(flip, colour, shift, cutout, blur, noise), mixing in G-Net samples labelled by the corpus labeller's
+own judges (a pool labelled once, cached in the run folder), and adversarial training (FGSM/PGD on the
+input). Runs as one process or under `torchrun --nproc_per_node N` (DistributedDataParallel).
+Exact resume from OUT/checkpoint.pt, saved atomically every `ckpt_steps` steps and every epoch.
+"""
+
+import copy
+import dataclasses
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from faceattr.classifier import ENet
+from faceattr.errors import FaceattrError
+from faceattr.fileio import atomic_path, write_text
+from faceattr.imaging import to_float
+from faceattr.metrics.classification import json_safe, report
+from faceattr.training import runtime
+from faceattr.training.augment import POLICIES, diff_augment
+
+
+@dataclass
+class ClassifierConfig:
+    data: str
+    out: str
+    attrs: tuple = ()  # attribute names; empty = every attribute of the corpus
+    resolution: int = 64  # the G-Net's
+    width: int = 1024  # channels = width / resolution, capped at 512
+    batch: int = 128  # global: split across torchrun processes
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # "cosine" (to 0 at max_epochs) or "step" (x step_gamma every step_epochs)
+    step_epochs: int = 10
+    step_gamma: float = 0.1
+    pos_weight: bool = False  # weight positives by negatives/positives of the training split
+    max_epochs: int = 40
+    max_minutes: float = 0.0  # 0 = no time budget
+    patience: int = 5  # S23: stop after this many epochs without a lower validation loss; 0 = never
+    ckpt_steps: int = 500  # also checkpoint every this many steps within an epoch
+    augment: str = "flip,color,translation"  # of flip,color,translation,cutout,blur,noise; "" disables
+    gan_mix: float = 0.0  # share of every batch drawn from labelled G-Net samples; 0 disables
+    gnet: str = ""  # G-Net for gan_mix: checkpoint.pt or .safetensors ("" = shipped)
+    gan_pool: int = 10000  # G-Net samples to label once (cached in OUT/gan_pool.npz)
+    adv_eps: float = 0.0  # adversarial training: L-inf radius in [-1, 1] pixel units (0.03 ~ 4/255); 0 disables
+    adv_steps: int = 1  # 1 = FGSM, more = PGD with a random start
+    seed: int = 0
+
+
+AUGMENTS = ("flip", *POLICIES, "blur", "noise")
+
+
+def parse_augment(policy: str) -> list[str]:
+    names = [p for p in policy.split(",") if p]
+    unknown = [n for n in names if n not in AUGMENTS]
+    if unknown:
+        raise FaceattrError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTS)}")
+    return names
+
+
+def augment(x, policy: str):
+    """Random per-image flips, DiffAugment's colour/shift/cutout, Gaussian blur (sigma up to 1 px),
+    noise (std up to 0.1); the result is clamped to [-1, 1] like any real input."""
+    names = parse_augment(policy)
+    b = x.shape[0]
+    if "flip" in names:
+        x = torch.where(torch.rand(b, 1, 1, 1, device=x.device) < 0.5, x.flip(3), x)
+    x = diff_augment(x, ",".join(n for n in names if n in POLICIES))
+    if "blur" in names:
+        sigma = torch.rand(b, 1, device=x.device) * 0.9 + 0.1
+        k = torch.exp(-torch.arange(-2, 3, device=x.device).float() ** 2 / (2 * sigma**2))
+        k = (k / k.sum(1, keepdim=True)).repeat_interleave(x.shape[1], 0)  # (b*c, 5)
+        y = x.reshape(1, -1, *x.shape[2:])
+        y = F.conv2d(F.pad(y, (2, 2, 0, 0), mode="reflect"), k[:, None, None, :], groups=y.shape[1])
+        y = F.conv2d(F.pad(y, (0, 0, 2, 2), mode="reflect"), k[:, None, :, None], groups=y.shape[1])
+        x = y.reshape(x.shape)
+    if "noise" in names:
+        x = x + torch.randn_like(x) * torch.rand(b, 1, 1, 1, device=x.device) * 0.1
+    return x.clamp(-1, 1)
+
+
+def adversarial(e, x, y, eps: float, steps: int):
+    """FGSM (steps=1) or PGD from a random start: inputs within eps (L-inf) that raise E-Net's loss."""
+    x_adv = x.detach() + (torch.empty_like(x).uniform_(-eps, eps) if steps > 1 else 0)
+    alpha = eps if steps == 1 else 2.5 * eps / steps
+    for _ in range(steps):
+        x_adv = x_adv.clamp(-1, 1).requires_grad_(True)
+        (grad,) = torch.autograd.grad(F.binary_cross_entropy_with_logits(e(x_adv), y), x_adv)
+        x_adv = torch.min(torch.max(x_adv.detach() + alpha * grad.sign(), x - eps), x + eps)
+    return x_adv.clamp(-1, 1).detach()
+
+
+@torch.no_grad()
+def predict(e, images_u8, device, batch: int = 256) -> torch.Tensor:
+    """uint8 faces (N, H, W, 3) -> E-Net logits (N, A) on the CPU."""
+    e.eval()
+    out = [e(to_float(images_u8[i:i + batch]).to(device)).float().cpu() for i in range(0, len(images_u8), batch)]
+    return torch.cat(out) if out else torch.zeros(0, len(e.attr_names))
+
+
+def evaluate(e, dataset, device) -> tuple[float, dict]:
+    """-> (mean BCE over attributes, per-attribute report) on a labelled split."""
+    logits = predict(e, dataset.images, device)
+    labels = torch.from_numpy(dataset.labels)
+    loss = F.binary_cross_entropy_with_logits(logits, labels).item()
+    return loss, report(labels.numpy(), torch.sigmoid(logits).numpy(), e.attr_names)
+
+
+def gan_pool(cfg: ClassifierConfig, attrs, labeller) -> tuple[np.ndarray, np.ndarray]:
+    """cfg.gan_pool G-Net samples labelled by `labeller` (default: the corpus labeller's judges), made
+    once and cached in OUT/gan_pool.npz; samples in which no face is found are dropped."""
+    from faceattr.generate import load_generator, sample
+
+    path = Path(cfg.out) / "gan_pool.npz"
+    key = json.dumps({"gnet": cfg.gnet, "n": cfg.gan_pool, "attrs": list(attrs), "seed": cfg.seed})
+    if path.exists():
+        with np.load(path) as f:
+            if str(f["key"]) == key:
+                return f["images"], f["labels"]
+    g = load_generator(cfg.gnet or None)
+    if g.resolution != cfg.resolution:
+        raise FaceattrError(f"--gnet makes {g.resolution} px faces but E-Net is trained at {cfg.resolution} px")
+    if labeller is None:
+        from faceattr.classifier import AttributeLabeller
+
+        labeller = AttributeLabeller(attrs)
+    images = sample(g, cfg.gan_pool, seed=cfg.seed)
+    labels, found = [], []
+    for i in tqdm(range(0, len(images), 256), desc="labelling G-Net samples", dynamic_ncols=True):
+        lab, ok = labeller(images[i:i + 256])
+        labels.append(lab)
+        found.append(ok)
+    found = np.concatenate(found)
+    images, labels = images[found], np.concatenate(labels)[found].astype(np.float32)
+    if not len(images):
+        raise FaceattrError("the labeller found no face in any G-Net sample; check --gnet")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, images=images, labels=labels, key=key)
+    return images, labels
+
+
+class Trainer:
+    def __init__(self, cfg: ClassifierConfig, labeller=None):
+        """`labeller`: images -> (labels, found) for the G-Net pool; default the corpus labeller's judges."""
+        from faceattr.data.dataset import FaceDataset
+
+        parse_augment(cfg.augment)
+        if cfg.schedule not in ("cosine", "step"):
+            raise FaceattrError(f"unknown schedule {cfg.schedule!r}: use cosine or step")
+        if not 0 <= cfg.gan_mix < 1:
+            raise FaceattrError(f"--gan-mix must be in [0, 1), not {cfg.gan_mix}")
+        if cfg.adv_eps < 0 or cfg.adv_steps < 1:
+            raise FaceattrError("--adv-eps must be >= 0 and --adv-steps >= 1")
+        if cfg.max_epochs < 1 or cfg.ckpt_steps < 1:
+            raise FaceattrError("--max-epochs and --ckpt-steps must be at least 1")
+        self.cfg, self.dist = cfg, runtime.Dist()
+        if cfg.batch % self.dist.world or cfg.batch < self.dist.world:
+            raise FaceattrError(f"--batch {cfg.batch} must be a multiple of {self.dist.world} processes")
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        attrs = list(cfg.attrs) or None
+        self.train_set = FaceDataset(cfg.data, cfg.resolution, "train", attrs)
+        if self.train_set.labels is None or not self.train_set.attr_names:
+            raise FaceattrError(f"{cfg.data} has no attribute labels to train E-Net on (S21)")
+        self.attrs = self.train_set.attr_names
+        self.val_set = FaceDataset(cfg.data, cfg.resolution, "val", self.attrs)
+        self.test_set = FaceDataset(cfg.data, cfg.resolution, "test", self.attrs)
+        if not len(self.val_set):
+            raise FaceattrError(f"{cfg.data} has an empty validation split: S23's stopping rule needs one")
+
+        b = cfg.batch // self.dist.world  # per process
+        self.b_gan = round(b * cfg.gan_mix)
+        self.b_real = b - self.b_gan
+        self.steps_per_epoch = len(self.train_set) // (self.b_real * self.dist.world)
+        if self.steps_per_epoch < 1:
+            raise FaceattrError(f"--batch {cfg.batch} is larger than the training split ({len(self.train_set)})")
+        self.pool = None
+        if self.b_gan:
+            if self.dist.main:
+                self.pool = gan_pool(cfg, self.attrs, labeller)
+            self.dist.barrier()
+            self.pool = self.pool or gan_pool(cfg, self.attrs, labeller)
+
+        dev = self.dist.device
+        runtime.seed_all(cfg.seed)  # the same initial weights in every process
+        self.e = ENet(self.attrs, cfg.resolution, cfg.width).to(dev)
+        runtime.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own augmentations
+        self.opt = torch.optim.SGD(self.e.parameters(), cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                   weight_decay=cfg.weight_decay)
+        pos = self.train_set.labels.mean(0)
+        self.pos_weight = (torch.from_numpy((1 - pos) / np.maximum(pos, 1e-3)).float().to(dev)
+                           if cfg.pos_weight else None)
+        self.epoch, self.k, self.step, self.history = 0, 0, 0, []
+        self.best_loss, self.best_epoch, self.e_best = math.inf, -1, None  # None: no epoch validated yet
+        self.test_metrics, self.command = None, shlex.join(["faceattr", *sys.argv[1:]])
+        self.ckpt_path = self.out / "checkpoint.pt"
+        if self.ckpt_path.exists():
+            self.resume(runtime.load_checkpoint(self.ckpt_path))
+        self.e_ddp = self.dist.wrap(self.e)  # after loading: every process starts from rank 0's weights
+        self._perm = (None, None)
+
+    # --- checkpoints: everything needed to continue exactly where we stopped ---
+    def data_summary(self):
+        return {"root": str(Path(self.cfg.data).resolve()), "attrs": self.attrs, "n_train": len(self.train_set),
+                "n_val": len(self.val_set), "n_test": len(self.test_set),
+                "train_positive_rate": dict(zip(self.attrs, self.train_set.labels.mean(0).tolist())),
+                "gan_pool": 0 if self.pool is None else len(self.pool[0])}
+
+    def state(self):
+        return {
+            "config": dataclasses.asdict(self.cfg), "net": self.e.net_config(), "data": self.data_summary(),
+            "command": self.command, "epoch": self.epoch, "k": self.k, "step": self.step, "history": self.history,
+            "best_loss": self.best_loss, "best_epoch": self.best_epoch, "test_metrics": self.test_metrics,
+            "E": self.e.state_dict(), "E_best": self.e_best, "opt": self.opt.state_dict(), "rng": runtime.rng_state(),
+        }
+
+    def resume(self, s):
+        if s["net"] != self.e.net_config():
+            raise FaceattrError(f"{self.ckpt_path}: saved for E-Net {s['net']}, not {self.e.net_config()}")
+        if s["config"]["batch"] != self.cfg.batch or s["config"]["gan_mix"] != self.cfg.gan_mix:
+            raise FaceattrError(f"{self.ckpt_path}: saved with --batch {s['config']['batch']} --gan-mix "
+                                f"{s['config']['gan_mix']}; resume with the same")
+        self.e.load_state_dict(s["E"])
+        self.opt.load_state_dict(s["opt"])
+        self.epoch, self.k, self.step, self.history = s["epoch"], s["k"], s["step"], s["history"]
+        self.best_loss, self.best_epoch, self.e_best = s["best_loss"], s["best_epoch"], s["E_best"]
+        self.command = s["command"]
+        if self.dist.world == 1:  # RNG streams are per process; a changed world size starts fresh ones
+            runtime.set_rng_state(s["rng"])
+
+    def save(self):
+        runtime.save_checkpoint(self.ckpt_path, self.state())
+
+    # --- S21: the faces and labels of one step, the same on resume ---
+    def batch(self):
+        """This process's share of step k of the epoch: a slice of the epoch's permutation (the same
+        in every process, a function of seed and epoch), plus its share of G-Net samples."""
+        cfg, rank, world = self.cfg, self.dist.rank, self.dist.world
+        if self._perm[0] != self.epoch:
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.epoch)
+            pool_perm = torch.randperm(len(self.pool[0]), generator=gen) if self.pool is not None else None
+            self._perm = (self.epoch, (torch.randperm(len(self.train_set), generator=gen).numpy(), pool_perm))
+        perm, pool_perm = self._perm[1]
+        lo = (self.k * world + rank) * self.b_real
+        idx = np.sort(perm[lo:lo + self.b_real])  # sorted: one forward sweep over the memmap
+        x, y = self.train_set.batch(idx), torch.from_numpy(self.train_set.labels[idx])
+        if self.b_gan:
+            lo = (self.k * world + rank) * self.b_gan
+            j = pool_perm[torch.arange(lo, lo + self.b_gan) % len(pool_perm)].numpy()
+            x = torch.cat([x, torch.from_numpy(self.pool[0][j]).permute(0, 3, 1, 2)])
+            y = torch.cat([y, torch.from_numpy(self.pool[1][j])])
+        return to_float(x).to(self.dist.device), y.to(self.dist.device)
+
+    def lr(self):
+        cfg = self.cfg
+        if cfg.schedule == "step":
+            return cfg.lr * cfg.step_gamma ** (self.epoch // cfg.step_epochs)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * self.step / (cfg.max_epochs * self.steps_per_epoch)))
+
+    # --- S22 ---
+    def train_step(self):
+        cfg = self.cfg
+        x, y = self.batch()
+        x = augment(x, cfg.augment)
+        if cfg.adv_eps:  # train on clean and attacked faces alike, in one pass
+            x_adv = adversarial(self.e, x, y, cfg.adv_eps, cfg.adv_steps)
+            x, y = torch.cat([x, x_adv]), torch.cat([y, y])
+        self.e.train()
+        lr = self.lr()
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        loss = F.binary_cross_entropy_with_logits(self.e_ddp(x), y, pos_weight=self.pos_weight)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        self.k += 1
+        return {"loss": loss.item(), "lr": lr}
+
+    # --- S23 ---
+    def end_epoch(self, log):
+        """Rank 0: validation loss and metrics, keep the best weights, checkpoint."""
+        val_loss, val = evaluate(self.e, self.val_set, self.dist.device)
+        row = {"epoch": self.epoch + 1, "val_loss": val_loss,
+               **{f"val_{k}_{a}": m[k] for a, m in val.items() for k in ("accuracy", "roc_auc", "ece")}}
+        self.history.append(row)
+        log.log(self.step, **row)
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch = val_loss, self.epoch
+            self.e_best = copy.deepcopy(self.e.state_dict())
+        self.epoch, self.k = self.epoch + 1, 0
+        self.save()
+        return row
+
+    def finished(self, t0):
+        cfg = self.cfg
+        return (self.epoch >= cfg.max_epochs
+                or bool(cfg.patience and self.history and self.epoch - 1 - self.best_epoch >= cfg.patience)
+                or bool(cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60))
+
+    def agree(self, flag):
+        """Rank 0 decides when to stop (it alone validates); the others follow."""
+        if self.dist.world > 1:
+            t = torch.tensor([float(bool(flag))], device=self.dist.device)
+            torch.distributed.broadcast(t, 0)
+            flag = bool(t.item())
+        return flag
+
+    def run(self):
+        cfg, main = self.cfg, self.dist.main
+        log = runtime.MetricLog(self.out, self.step if self.step else None) if main else None
+        if main:
+            write_text(self.out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+        t0, start = time.time(), self.step
+        bar = tqdm(total=cfg.max_epochs * self.steps_per_epoch, initial=self.step, unit="step",
+                   disable=not main, dynamic_ncols=True)
+        while not self.agree(main and self.finished(t0)):
+            losses = self.train_step()
+            bar.update(1)
+            if main and self.step % 10 == 0:
+                ips = (self.step - start) * cfg.batch / (time.time() - t0)
+                bar.set_postfix(loss=f"{losses['loss']:.4f}", epoch=self.epoch + 1, ips=f"{ips:.0f}")
+                log.log(self.step, **losses, images_per_s=ips)
+            if self.k == self.steps_per_epoch:
+                if main:
+                    row = self.end_epoch(log)
+                    bar.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
+                else:
+                    self.epoch, self.k = self.epoch + 1, 0
+            elif main and self.step % cfg.ckpt_steps == 0:
+                self.save()
+        bar.close()
+        if main:
+            self.test(log)
+            log.close()
+        self.dist.barrier()
+        self.dist.close()
+        return self.history
+
+    def test(self, log):
+        """Best-validation weights (current ones if no epoch ended) on the test split -> OUT/test_metrics.json."""
+        e = copy.deepcopy(self.e)
+        if self.e_best is not None:
+            e.load_state_dict(self.e_best)
+        _, metrics = evaluate(e, self.test_set, self.dist.device)
+        self.test_metrics = json_safe(metrics)
+        write_text(self.out / "test_metrics.json", json.dumps(self.test_metrics, indent=2))
+        self.save()
+        for a, m in self.test_metrics.items():
+            log.log(self.step, **{f"test_{k}_{a}": m[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "ece")
+                                  if m[k] is not None})
+            print(f"test {a}: " + " ".join(f"{k}={m[k]}" for k in ("accuracy", "balanced_accuracy", "roc_auc", "ece")))
+        print(f"export: faceattr export classifier {self.ckpt_path} -o enet.safetensors")
+
+
+def train(cfg: ClassifierConfig, labeller=None):
+    return Trainer(cfg, labeller).run()

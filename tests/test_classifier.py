@@ -1,0 +1,252 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+
+from faceattr import weights
+from faceattr.classifier import ENet, export_classifier, load_classifier
+from faceattr.cli import main
+from faceattr.data.celeba import write_attrs, write_partition
+from faceattr.errors import FaceattrError
+from faceattr.generate import load_generator
+from faceattr.metrics.fooling import fooling_rates
+from faceattr.networks import Generator
+from faceattr.training.classifier import ClassifierConfig, Trainer, augment, train
+
+RES, WIDTH = 16, 256
+
+
+@pytest.fixture
+def labelled_corpus(tmp_path):
+    """CelebA layout, 140 noisy 16x16 faces: Top = a bright blob in the upper (1) or lower half (0),
+    Bright = overall light (1) or dark (0); 100 train, 20 val, 20 test."""
+    root = tmp_path / "labelled"
+    (root / "img_align_celeba").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names, values, splits = [], [], []
+    yy, xx = np.mgrid[0:RES, 0:RES]
+    for i in range(140):
+        top, bright = rng.integers(0, 2, 2)
+        cy, cx = rng.uniform(3, 6) if top else rng.uniform(10, 13), rng.uniform(4, 12)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 6)[..., None]
+        img = 60 + 80 * bright + 110 * blob + rng.normal(0, 12, (RES, RES, 3))
+        name = f"{i:06d}.png"
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "img_align_celeba" / name)
+        names.append(name)
+        values.append([1 if top else -1, 1 if bright else -1])
+        splits.append(0 if i < 100 else 1 if i < 120 else 2)
+    write_attrs(root / "list_attr_celeba.txt", ["Top", "Bright"], names, np.array(values))
+    write_partition(root / "list_eval_partition.txt", names, splits)
+    return root
+
+
+def config(data, out, **kw):
+    kw = {"resolution": RES, "width": WIDTH, "batch": 20, "lr": 0.05, "max_epochs": 6, "patience": 0,
+          "augment": "flip", **kw}
+    return ClassifierConfig(data=str(data), out=str(out), **kw)
+
+
+@pytest.fixture
+def tiny_gnet(tmp_path):
+    torch.manual_seed(0)
+    g = Generator(z_dim=8, resolution=RES, width=256)
+    path = tmp_path / "gnet.safetensors"
+    weights.save(g, path, "gnet", {"z_dim": 8, "resolution": RES, "width": 256})
+    return path
+
+
+def brightness_labeller(images):
+    """A stub for the corpus labeller: Bright by mean pixel, Top by which half is lighter; every face found."""
+    im = images.astype(np.float32).mean(-1)
+    top = im[:, :RES // 2].mean((1, 2)) > im[:, RES // 2:].mean((1, 2))
+    return np.stack([top, im.mean((1, 2)) > 100], 1).astype(np.float32), np.ones(len(images), bool)
+
+
+def test_enet_shapes_batch_independence_and_smooth_gradient():
+    torch.manual_seed(0)
+    e = ENet(["A", "B"], RES, WIDTH).eval()
+    x = torch.rand(5, 3, RES, RES) * 2 - 1
+    out = e(x)
+    assert out.shape == (5, 2) and e.attr_names == ["A", "B"] and e.resolution == RES
+    torch.testing.assert_close(e(x[2:3]), out[2:3], rtol=1e-5, atol=1e-6)
+    e.train()
+    torch.testing.assert_close(e(x[2:3]), out[2:3], rtol=1e-5, atol=1e-6)  # GroupNorm: no batch statistics
+    xg = x.clone().requires_grad_(True)
+    e.score(xg, "B").sum().backward()
+    assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
+    assert not any(isinstance(m, (torch.nn.ReLU, torch.nn.MaxPool2d)) for m in e.modules())
+    assert ENet(["A"], 128)(torch.zeros(1, 3, 128, 128)).shape == (1, 1)
+    with pytest.raises(ValueError):
+        ENet(["A"], 48)
+    with pytest.raises(ValueError):
+        e(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(FaceattrError):
+        e.index("C")
+
+
+def test_augment_keeps_range_and_shape():
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, RES, RES) * 2 - 1
+    y = augment(x, "flip,color,translation,cutout,blur,noise")
+    assert y.shape == x.shape and y.min() >= -1 and y.max() <= 1 and not torch.equal(x, y)
+    assert torch.equal(augment(x, ""), x)
+    with pytest.raises(FaceattrError, match="sparkle"):
+        augment(x, "flip,sparkle")
+
+
+def test_training_learns_separable_attributes(labelled_corpus, tmp_path):
+    out = tmp_path / "run"
+    history = train(config(labelled_corpus, out, augment="flip,color,translation"))
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert set(metrics) == {"Top", "Bright"}
+    for m in metrics.values():
+        assert m["accuracy"] > 0.9 and m["roc_auc"] > 0.9 and m["n"] == 20, metrics
+    assert len(history) == 6 and "val_loss" in (out / "metrics.csv").read_text()
+    e = load_classifier(out / "checkpoint.pt")
+    assert e.attr_names == ["Top", "Bright"] and not e.training
+    assert not any(p.requires_grad for p in e.parameters())
+
+
+def test_one_attribute_with_step_schedule_and_early_stop(labelled_corpus, tmp_path):
+    cfg = config(labelled_corpus, tmp_path / "run", attrs=("Bright",), schedule="step", step_epochs=1,
+                 step_gamma=0.0, max_epochs=20, patience=2, pos_weight=True)
+    history = Trainer(cfg).run()
+    # lr is 0 from epoch 2 on, so the validation loss stops improving and S23's rule stops the run
+    assert len(history) == 3 and history[0]["val_loss"] == history[1]["val_loss"] == history[2]["val_loss"]
+    assert list(json.loads((tmp_path / "run" / "test_metrics.json").read_text())) == ["Bright"]
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, tiny_gnet, tmp_path):
+    """Mid-epoch interruption, every robustness option on: weights, best weights and history match exactly."""
+    kw = dict(augment="flip,color,translation,cutout,blur,noise", adv_eps=0.03, adv_steps=2, gan_mix=0.25,
+              gnet=str(tiny_gnet), gan_pool=40, max_epochs=2, ckpt_steps=4)
+    straight = Trainer(config(labelled_corpus, tmp_path / "a", **kw), labeller=brightness_labeller)
+    assert straight.steps_per_epoch == 6 and len(straight.pool[0]) == 40
+    straight.run()
+
+    broken = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=brightness_labeller)
+    step = broken.train_step
+
+    def crash():
+        if broken.step == 9:
+            raise KeyboardInterrupt
+        return step()
+
+    broken.train_step = crash
+    with pytest.raises(KeyboardInterrupt):
+        broken.run()
+    assert (tmp_path / "b" / "gan_pool.npz").exists()
+    resumed = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=None)  # the cached pool is reused
+    assert (resumed.step, resumed.epoch, resumed.k) == (8, 1, 2)
+    resumed.run()
+    for a, b in ((straight.e.state_dict(), resumed.e.state_dict()), (straight.e_best, resumed.e_best)):
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert straight.history == resumed.history
+    steps = [[line.split(",")[0] for line in (tmp_path / d / "metrics.csv").read_text().splitlines()] for d in "ab"]
+    assert steps[0] == steps[1]  # the log is cut back to the checkpoint, then continues
+
+
+def test_export_and_load_round_trip(labelled_corpus, tmp_path, monkeypatch):
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    broken = Trainer(config(labelled_corpus, tmp_path / "run", max_epochs=1))
+    broken.test = lambda log: None  # stop before the test split: not finished
+    broken.run()
+    with pytest.raises(FaceattrError, match="not finished"):
+        export_classifier(ckpt, tmp_path / "enet.safetensors")
+    train(config(labelled_corpus, tmp_path / "run", max_epochs=1))
+    path = export_classifier(ckpt, tmp_path / "enet.safetensors")
+    a, b = load_classifier(ckpt), load_classifier(path)
+    assert b.attr_names == ["Top", "Bright"] and not b.training and not any(p.requires_grad for p in b.parameters())
+    x = torch.rand(4, 3, RES, RES) * 2 - 1
+    torch.testing.assert_close(a(x), b(x), rtol=0, atol=2e-2)  # fp16 weights
+    with safe_open(str(path), "pt") as f:
+        card = json.loads(f.metadata()["card"])
+    assert set(card["test_metrics"]) == {"Top", "Bright"} and card["data"]["n_train"] == 100
+    assert card["config"]["width"] == WIDTH and card["command"].startswith("faceattr")
+    assert "| Top |" in path.with_suffix(".md").read_text()
+    monkeypatch.setitem(weights.SHIPPED, "enet", "not-shipped.safetensors")
+    with pytest.raises(FaceattrError, match="no E-Net is shipped"):
+        load_classifier()
+    weights.save(torch.nn.Linear(1, 1), tmp_path / "x.safetensors", "gnet", {})
+    with pytest.raises(FaceattrError, match="expected 'enet'"):
+        load_classifier(tmp_path / "x.safetensors")
+
+
+def test_cli_trains_one_attribute_and_rejects_bad_options(labelled_corpus, tmp_path, capsys):
+    base = ["train", "classifier", "--data", labelled_corpus, "--resolution", RES, "--width", WIDTH, "--batch", 20]
+    r = subprocess.run([sys.executable, "-m", "faceattr", *map(str, base), "--out", tmp_path / "ok", "--attr", "Bright",
+                        "--max-epochs", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert list(json.loads((tmp_path / "ok" / "test_metrics.json").read_text())) == ["Bright"]
+    main(["export", "classifier", str(tmp_path / "ok" / "checkpoint.pt"), "-o", str(tmp_path / "e.safetensors")])
+    assert load_classifier(tmp_path / "e.safetensors").attr_names == ["Bright"]
+    for bad, word in ((["--attr", "Nope"], "Nope"), (["--schedule", "linear"], "linear"),
+                      (["--augment", "sparkle"], "sparkle"), (["--gan-mix", "1.5"], "gan-mix"),
+                      (["--batch", "1000"], "larger"), (["--adv-steps", "0"], "adv-steps")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_:
+            main([*map(str, base), "--out", str(tmp_path / "bad"), *bad])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.strip().count("\n") == 0 and word in err, err
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "classifier", str(tmp_path / "none.pt"), "-o", str(tmp_path / "e2.safetensors")])
+    assert exit_.value.code == 2 and "no such" in capsys.readouterr().err
+
+
+def test_two_processes_keep_identical_weights(labelled_corpus, tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import torch, torch.distributed as dist
+        from faceattr.training.classifier import ClassifierConfig, Trainer
+        cfg = ClassifierConfig(data={str(labelled_corpus)!r}, out={str(tmp_path / 'ddp')!r}, resolution={RES},
+                               width={WIDTH}, batch=20, max_epochs=2, adv_eps=0.03)
+        t = Trainer(cfg)
+        e0 = torch.cat([p.detach().flatten() for p in t.e.parameters()]).clone()
+        t.dist.close = lambda: None  # keep the group for the check below
+        t.run()
+        flat = torch.cat([p.detach().flatten() for p in t.e.parameters()])
+        both = [torch.zeros_like(flat) for _ in range(2)]
+        dist.all_gather(both, flat)
+        assert torch.equal(both[0], both[1]), "ranks diverged"
+        assert not torch.equal(e0, flat), "no training"
+        if dist.get_rank() == 0:
+            open({str(tmp_path / 'ok')!r}, "w").write(str(t.step))
+        dist.destroy_process_group()
+    """))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                        "--master_port", "29531", str(script)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ok").read_text() == "10"  # 100 faces / 20 per step x 2 epochs
+    assert (tmp_path / "ddp" / "test_metrics.json").exists()
+
+
+def test_fooling_rates_on_tiny_networks(tiny_gnet):
+    g = load_generator(tiny_gnet)
+    torch.manual_seed(1)
+    e = ENet(["Bright"], RES, WIDTH).eval().requires_grad_(False)
+    with torch.no_grad():  # centre the untrained E-Net's scores on G's samples, so both directions occur
+        e.heads.bias -= e(g(torch.randn(64, 8))).median()
+
+    def bright(images):
+        return images.mean((1, 2, 3)) > np.median(images.mean((1, 2, 3)))
+
+    rates = fooling_rates(g, e, "Bright", judge=bright, n=8, steps=20, lr=0.1)
+    assert set(rates) == {"add", "remove", "all"}
+    assert rates["all"]["n"] == rates["add"]["n"] + rates["remove"]["n"] > 0
+    for r in rates.values():
+        for k in ("e_flip", "confirmed", "fooled", "judge_flip"):
+            assert np.isnan(r[k]) or 0 <= r[k] <= 1
+    # a judge that never sees the attribute: nothing to remove, and every E-Net flip is a fooled one
+    never = fooling_rates(g, e, "Bright", judge=lambda im: np.zeros(len(im), bool), n=8, steps=20, lr=0.1)
+    add = never["add"]
+    assert never["remove"]["n"] == 0 and add["n"] == 8 and add["e_flip"] > 0
+    assert add["confirmed"] == 0 and add["fooled"] == add["e_flip"] and add["fooled_share"] == 1.0

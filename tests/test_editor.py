@@ -1,0 +1,313 @@
+"""The photo editing job (S31-S33 around detection and paste-back) and `faceattr edit`, with tiny
+stand-in networks of the real architectures (random weights) in place of the shipped ones."""
+
+import functools
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faceattr import align, cli, editor, latent
+from faceattr.classifier import ENet
+from faceattr.errors import FaceattrError
+from faceattr.networks import Generator
+from faceattr.photo import demo_photo, load_photo
+
+R, ATTRS, FAST = 16, ["Male", "Smiling"], {"invert_steps": 3, "search_steps": 3}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: one thread is faster, and does not fight a busy machine for its cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_g():
+    torch.manual_seed(0)
+    return Generator(z_dim=8, resolution=R, width=64).eval().requires_grad_(False)
+
+
+def tiny_e():
+    torch.manual_seed(1)
+    return ENet(ATTRS, resolution=R, width=64).eval().requires_grad_(False)
+
+
+@pytest.fixture(autouse=True)
+def stand_ins(monkeypatch):
+    """The default loaders give the tiny networks; no encoder ships."""
+    monkeypatch.setattr(editor, "load_generator", lambda path=None: tiny_g())
+    monkeypatch.setattr(editor, "load_classifier", lambda path=None: tiny_e())
+    monkeypatch.setattr(editor.Editor, "_shipped_encoder", staticmethod(lambda: None))
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return load_photo(demo_photo())
+
+
+@pytest.fixture(scope="module")
+def two_faces(astronaut):
+    """The astronaut at full size beside a half-size copy of her."""
+    canvas = np.full((512, 800, 3), 200, np.uint8)
+    canvas[:, :512] = astronaut
+    canvas[100:356, 530:786] = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
+    return canvas
+
+
+def far_from(face, shape):
+    x, y, w, h = face.box
+    far = np.ones(shape[:2], bool)
+    far[max(0, int(y - h)):int(y + 2 * h), max(0, int(x - w)):int(x + 2 * w)] = False
+    return far
+
+
+def test_edit_changes_the_face_only(astronaut):
+    ed = editor.Editor(**FAST)
+    (res,) = ed.edit([astronaut], {"Male": 1})
+    assert res.error is None and res.image.shape == astronaut.shape and res.image.dtype == np.uint8
+    far = far_from(align.detect_faces(astronaut)[0], astronaut.shape)
+    assert np.array_equal(res.image[far], astronaut[far])
+    assert res.faces[0]["steps"]["search"] > 0 and np.abs(res.image.astype(int) - astronaut).max() > 0
+
+
+def test_report_fields(astronaut):
+    (res,) = editor.Editor(**FAST).edit([astronaut], {"Male": 1, "Smiling": 0}, strength=0.5)
+    (face,) = res.faces
+    assert res.report == {"faces": res.faces}
+    assert set(face["s"]) == set(ATTRS)
+    assert all(set(v) == {"photo", "before", "after", "result"} and all(0 <= p <= 1 for p in v.values())
+               for v in face["s"].values())
+    assert face["edits"] == {"Male": 1, "Smiling": 0} and face["strength"] == 0.5 and face["mode"] == "transfer"
+    inv = face["inversion"]
+    assert inv["mse"] > 0 and inv["psnr_db"] == pytest.approx(10 * np.log10(4 / inv["mse"]), rel=1e-4)
+    assert face["steps"]["invert"] == 3 and 0 <= face["steps"]["search"] <= 3
+    assert set(face["seconds"]) == {"detect", "align", "invert", "search", "decode", "paste"}
+    assert face["batch_faces"] == 1 and len(face["box"]) == 4 and isinstance(face["reached"], bool)
+    json.dumps(res.report)  # serialisable as it is
+
+
+def test_s_before_after_are_e_net_scores_of_g(astronaut):
+    """'before'/'after' are E-Net's s on G(z1)/G(z2), as S32 defines it."""
+    ed = editor.Editor(**FAST)
+    z_seen = []
+    real_search = latent.search
+
+    def spy(G, E, z1, *a, **k):
+        z2, info = real_search(G, E, z1, *a, **k)
+        z_seen.append((z1, z2))
+        return z2, info
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(latent, "search", spy)
+        (res,) = ed.edit([astronaut], {"Smiling": 1})
+    (z1, z2), = z_seen
+    s1, s2 = latent.scores(ed.G, ed.E, z1, [0, 1]), latent.scores(ed.G, ed.E, z2, [0, 1])
+    for j, a in enumerate(ATTRS):
+        assert res.faces[0]["s"][a]["before"] == pytest.approx(float(s1[0, j]), abs=0.01)  # via uint8 decode
+        assert res.faces[0]["s"][a]["after"] == pytest.approx(float(s2[0, j]), abs=0.01)
+
+
+def test_all_faces_of_all_photos_in_one_batch(astronaut, two_faces, monkeypatch):
+    calls = []
+
+    def spy(fn):
+        @functools.wraps(fn)  # keeps the signature the Editor reads its options from
+        def counted(G, *args, **kwargs):
+            calls.append((fn.__name__, len(args[0] if fn.__name__ == "invert" else args[1])))
+            return fn(G, *args, **kwargs)
+        return counted
+
+    monkeypatch.setattr(latent, "invert", spy(latent.invert))
+    monkeypatch.setattr(latent, "search", spy(latent.search))
+    blank, tiny = np.full((300, 300, 3), 128, np.uint8), np.zeros((4, 4, 3), np.uint8)
+    results = editor.Editor(**FAST).edit([two_faces, blank, tiny, astronaut], {"Male": 0}, all_faces=True)
+    assert calls == [("invert", 3), ("search", 3)]
+    assert [len(r.faces) for r in results] == [2, 0, 0, 1]
+    assert "at least 8x8" in results[2].error and results[2].image is None
+    assert results[1].error == "no face found" and results[1].image is None
+    assert results[1].report == {"error": "no face found", "faces": []}
+    w0, w1 = (f["box"][2] for f in results[0].faces)
+    assert w0 > 1.5 * w1  # largest face first
+    assert all(f["batch_faces"] == 3 for r in results for f in r.faces)
+
+
+def test_largest_face_by_default(two_faces):
+    (res,) = editor.Editor(**FAST).edit([two_faces], {"Male": 0})
+    (face,) = res.faces
+    assert face["box"][0] < 400  # the full-size astronaut on the left
+    right = np.s_[:, 520:]
+    assert np.array_equal(res.image[right], two_faces[right])  # the small face is left alone
+
+
+def test_a_face_is_edited_alike_alone_and_in_a_batch(astronaut, two_faces):
+    ed = editor.Editor(**FAST)
+    (alone,) = ed.edit([astronaut], {"Male": 1})
+    together = ed.edit([two_faces, astronaut], {"Male": 1})[1]
+    assert np.abs(alone.image.astype(int) - together.image).max() <= 2
+    assert alone.faces[0]["s"]["Male"]["after"] == pytest.approx(together.faces[0]["s"]["Male"]["after"], abs=1e-3)
+
+
+def test_strength_zero_leaves_the_photo(astronaut):
+    """No search step: G(z2) - G(z1) is zero, and transfer pastes only the change, so not one pixel moves."""
+    (res,) = editor.Editor(**FAST).edit([astronaut], {"Male": 1}, strength=0)
+    assert res.faces[0]["steps"]["search"] == 0
+    assert np.array_equal(res.image, astronaut)
+
+
+def test_replace_mode_pastes_g_of_z2(astronaut):
+    """transfer=False (the patent's S33): the face centre becomes G(z2), colour-matched, not the photo."""
+    ed = editor.Editor(transfer=False, **FAST)
+    (res,) = ed.edit([astronaut], {"Male": 1}, debug=True)
+    assert res.faces[0]["mode"] == "replace"
+    face = align.detect_faces(astronaut)[0]
+    before, after = (align.align(im, face, 64).crop[24:44, 20:44].astype(int) for im in (astronaut, res.image))
+    assert np.abs(after - before).mean() > 10
+
+
+def test_encoder_start(astronaut):
+    torch.manual_seed(2)
+    enc = latent.Encoder(z_dim=8, resolution=R, width=64).eval().requires_grad_(False)
+    (res,) = editor.Editor(encoder=enc, **FAST).edit([astronaut], {"Male": 1})
+    assert res.faces[0]["inversion"]["encoder_start"] is True
+
+
+def test_debug_strip(two_faces):
+    (res,) = editor.Editor(**FAST).edit([two_faces], {"Male": 1}, all_faces=True, debug=True)
+    s = editor.DEBUG_SIZE
+    assert res.debug.shape == (2 * (s + 2) + 2, 4 * (s + 2) + 2, 3)  # a row per face, 4 tiles
+    aligned = align.align(two_faces, align.detect_faces(two_faces)[0], s).crop
+    assert np.array_equal(res.debug[2:2 + s, 2:2 + s], aligned)  # first tile: the aligned original
+
+
+def test_bad_attribute_and_option():
+    ed = editor.Editor(**FAST)
+    with pytest.raises(FaceattrError, match="unknown attribute 'Bald'; available: Male, Smiling"):
+        ed.goals({"Bald": 1})
+    with pytest.raises(FaceattrError, match="0 \\(remove\\) or 1"):
+        ed.goals({"Male": 2})
+    with pytest.raises(FaceattrError, match="unknown editor option 'invert_speed'.*invert_steps"):
+        editor.Editor(invert_speed=3)
+
+
+def test_options_reach_the_latent_module(astronaut, monkeypatch):
+    seen = {}
+
+    def spy(fn):
+        @functools.wraps(fn)
+        def recorded(*args, **kwargs):
+            seen[fn.__name__] = kwargs
+            return fn(*args, **kwargs)
+        return recorded
+
+    monkeypatch.setattr(latent, "invert", spy(latent.invert))
+    monkeypatch.setattr(latent, "search", spy(latent.search))
+    ed = editor.Editor(invert_steps=2, invert_restarts=2, invert_prior_weight=0.1, search_steps=2,
+                       search_identity_weight=0.5, search_identity_mask="face")
+    (res,) = ed.edit([astronaut], {"Male": 1}, strength=0.7)
+    assert {k: seen["invert"][k] for k in ("steps", "restarts", "prior_weight")} == {"steps": 2, "restarts": 2,
+                                                                                     "prior_weight": 0.1}
+    assert seen["search"]["identity_weight"] == 0.5 and seen["search"]["strength"] == 0.7
+    mask = seen["search"]["identity_mask"]
+    assert mask.shape == (1, 1, R, R) and mask[0, 0, 0, 0] == 1 and mask[0, 0, R // 2, R // 2] == 0  # off the face
+    assert res.faces[0]["steps"]["invert"] == 2
+
+
+def test_resolution_mismatch_is_refused():
+    torch.manual_seed(0)
+    with pytest.raises(FaceattrError, match="E-Net takes 32 px faces but G-Net draws 16 px"):
+        editor.Editor(enet=ENet(ATTRS, resolution=32, width=64))
+
+
+def test_output_paths(tmp_path):
+    a, b = tmp_path / "a.jpg", tmp_path / "x" / "a.jpg"
+    assert editor.output_paths([a], output=tmp_path / "o.png") == [tmp_path / "o.png"]
+    assert editor.output_paths([a, tmp_path / "b.gif"], out_dir=tmp_path / "out") == [tmp_path / "out/a.jpg",
+                                                                                      tmp_path / "out/b.png"]
+    with pytest.raises(FaceattrError, match="both be written"):
+        editor.output_paths([a, b], out_dir=tmp_path / "out")
+    with pytest.raises(FaceattrError, match="overwrite the input"):
+        editor.output_paths([a], out_dir=tmp_path)
+    with pytest.raises(FaceattrError, match="-o takes one input"):
+        editor.output_paths([a, tmp_path / "c.jpg"], output=tmp_path / "o.jpg")
+
+
+# --------------------------------------------------------------------------------------------
+# faceattr edit
+# --------------------------------------------------------------------------------------------
+
+def run_cli(*argv):
+    try:
+        cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+@pytest.fixture
+def photos(tmp_path, astronaut):
+    good = tmp_path / "in" / "astronaut.jpg"
+    good.parent.mkdir()
+    Image.fromarray(astronaut).save(good, quality=95)
+    bad = tmp_path / "in" / "notes.jpg"
+    bad.write_text("not a photo")
+    blank = tmp_path / "in" / "wall.png"
+    Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(blank)
+    return good, bad, blank
+
+
+def test_cli_batch_goes_on_past_bad_files(tmp_path, photos, capsys):
+    good, bad, blank = photos
+    out = tmp_path / "out"
+    code = run_cli("edit", bad, good, blank, "--out-dir", out, "--attr", "Male", "--to", "0",
+                   "--invert-steps", 3, "--search-steps", 3)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[0] == "faceattr: 2 of 3 photo(s) failed:"
+    assert err[1].startswith(f"{bad}: not an image") and err[2] == f"{blank}: no face found" and len(err) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.jpg"]  # no temporary or partial files
+    assert load_photo(out / "astronaut.jpg").shape == (512, 512, 3)
+
+
+def test_cli_debug_and_report(tmp_path, photos, capsys):
+    good = photos[0]
+    dst = tmp_path / "edited.png"
+    code = run_cli("edit", good, "-o", dst, "--attr", "Male=1", "--attr", "Smiling=0", "--debug", "--report",
+                   "--strength", 0.5, "--invert-steps", 3, "--search-steps", 3)
+    assert code == 0
+    assert "Male" in capsys.readouterr().out
+    strip = np.asarray(Image.open(tmp_path / "edited.png.debug.png"))
+    assert strip.shape == (editor.DEBUG_SIZE + 4, 4 * (editor.DEBUG_SIZE + 2) + 2, 3)
+    report = json.loads((tmp_path / "edited.png.json").read_text())
+    assert report["input"] == str(good) and report["output"] == str(dst)
+    (face,) = report["faces"]
+    assert face["edits"] == {"Male": 1, "Smiling": 0} and face["strength"] == 0.5
+    assert {"s", "inversion", "steps", "seconds", "box"} <= set(face)
+
+
+def test_cli_unknown_attribute_lists_the_known_ones(tmp_path, photos, capsys):
+    code = run_cli("edit", photos[0], "-o", tmp_path / "o.jpg", "--attr", "Bald=1")
+    err = capsys.readouterr().err
+    assert code == 2 and err == "faceattr: error: unknown attribute 'Bald'; available: Male, Smiling\n"
+    assert not (tmp_path / "o.jpg").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attr", "Male"], "--to 0|1 or --attr Male=0|1"),
+    (["--attr", "Male=yes"], "must be 0 (remove) or 1"),
+    ([], "name an attribute"),
+])
+def test_cli_bad_edits(tmp_path, photos, capsys, args, message):
+    code = run_cli("edit", photos[0], "-o", tmp_path / "o.jpg", *args)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_o_with_several_inputs(tmp_path, photos, capsys):
+    assert run_cli("edit", photos[0], photos[2], "-o", tmp_path / "o.jpg", "--attr", "Male=1") == 2
+    assert "use --out-dir" in capsys.readouterr().err
