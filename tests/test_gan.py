@@ -5,7 +5,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 import torch
 
 from faceattr.generate import export_generator, load_generator, sample

@@ -89,19 +89,7 @@ def load_classifier(path=None) -> ENet:
         except FaceattrError:
             raise FaceattrError("no E-Net is shipped yet: train one (`faceattr train classifier`) and pass its "
                                 "checkpoint.pt or exported .safetensors") from None
-    path = Path(path)
-    if path.suffix == ".pt":
-        from faceattr.training.runtime import load_checkpoint
-
-        if not path.exists():
-            raise FaceattrError(f"{path}: no such checkpoint")
-        ckpt = load_checkpoint(path)
-        state, config = ckpt["E_best"] or ckpt["E"], ckpt["net"]
-    else:
-        state, config = weights.load(path, "enet")
-    e = ENet(**config)
-    e.load_state_dict(state)
-    return e.eval().requires_grad_(False)
+    return weights.load_network(ENet, path, "enet", lambda ckpt: (ckpt["E_best"] or ckpt["E"], ckpt["net"]))
 
 
 def export_classifier(checkpoint, out) -> Path:

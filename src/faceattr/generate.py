@@ -1,6 +1,5 @@
 """Load G-Net (shipped, a run checkpoint or exported safetensors) and draw faces from it."""
 
-from pathlib import Path
 
 import torch
 
@@ -14,19 +13,9 @@ GEN_KEYS = ("z_dim", "resolution", "width")
 
 def load_generator(checkpoint=None) -> Generator:
     """G-Net in eval mode with gradients off. A training checkpoint gives its EMA weights."""
-    path = Path(checkpoint) if checkpoint else weights.shipped_path("gnet")
-    if path.suffix == ".pt":
-        from faceattr.training.runtime import load_checkpoint
-
-        if not path.exists():
-            raise FaceattrError(f"{path}: no such checkpoint")
-        ckpt = load_checkpoint(path)
-        state, config = ckpt["G_ema"], {k: ckpt["config"][k] for k in GEN_KEYS}
-    else:
-        state, config = weights.load(path, "gnet")
-    g = Generator(**config)
-    g.load_state_dict(state)
-    return g.eval().requires_grad_(False)
+    path = checkpoint or weights.shipped_path("gnet")
+    return weights.load_network(Generator, path, "gnet",
+                                lambda ckpt: (ckpt["G_ema"], {k: ckpt["config"][k] for k in GEN_KEYS}))
 
 
 def export_generator(checkpoint, out, card: dict | None = None):

@@ -15,7 +15,6 @@ prior term keeping ||z|| near sqrt(dim), and for S32 an identity term and a stre
 """
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -303,16 +302,5 @@ class Encoder(nn.Module):
 
 def load_encoder(path=None) -> Encoder:
     """Encoder in eval mode with gradients off: shipped, a training run's checkpoint.pt or a .safetensors."""
-    path = Path(path) if path else weights.shipped_path("encoder")
-    if path.suffix == ".pt":
-        from faceattr.training.runtime import load_checkpoint
-
-        if not path.exists():
-            raise FaceattrError(f"{path}: no such checkpoint")
-        ckpt = load_checkpoint(path)
-        state, config = ckpt["E"], ckpt["net"]
-    else:
-        state, config = weights.load(path, "encoder")
-    enc = Encoder(**config)
-    enc.load_state_dict(state)
-    return enc.eval().requires_grad_(False)
+    return weights.load_network(Encoder, path or weights.shipped_path("encoder"), "encoder",
+                                lambda ckpt: (ckpt["E"], ckpt["net"]))

@@ -48,3 +48,20 @@ def load(path, kind: str):
     if meta.get("kind") != kind:
         raise FaceattrError(f"{path}: holds {meta.get('kind')!r} weights, expected {kind!r}")
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, json.loads(meta["config"])
+
+
+def load_network(cls, path, kind: str, from_checkpoint):
+    """`cls` in eval mode with gradients off, from an exported .safetensors of `kind` or from a
+    training run's checkpoint.pt, where `from_checkpoint(ckpt) -> (state_dict, config)`."""
+    path = Path(path)
+    if path.suffix == ".pt":
+        from faceattr.training.runtime import load_checkpoint
+
+        if not path.exists():
+            raise FaceattrError(f"{path}: no such checkpoint")
+        state, config = from_checkpoint(load_checkpoint(path))
+    else:
+        state, config = load(path, kind)
+    net = cls(**config)
+    net.load_state_dict(state)
+    return net.eval().requires_grad_(False)

@@ -21,6 +21,7 @@ import math
 import shlex
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,8 @@ class Trainer:
             raise FaceattrError(f"--gan-mix must be in [0, 1), not {cfg.gan_mix}")
         if cfg.adv_eps < 0 or cfg.adv_steps < 1:
             raise FaceattrError("--adv-eps must be >= 0 and --adv-steps >= 1")
+        if cfg.gnet and not cfg.gan_mix:
+            warnings.warn("--gnet is unused: G-Net samples are mixed in only with --gan-mix > 0", stacklevel=2)
         if cfg.max_epochs < 1 or cfg.ckpt_steps < 1:
             raise FaceattrError("--max-epochs and --ckpt-steps must be at least 1")
         self.cfg, self.dist = cfg, runtime.Dist()
