@@ -8,6 +8,7 @@ Without --enet the search runs against an untrained E-Net of the shipped shape (
 """
 
 import argparse
+import inspect
 import time
 
 import torch
@@ -62,15 +63,16 @@ def main():
     p.add_argument("--enet")
     p.add_argument("--n", type=int, default=32, help="held-out test faces")
     p.add_argument("--steps", default="0,25,50,100,200")
-    p.add_argument("--lrs", default="0.02,0.05,0.1")
+    p.add_argument("--lrs", default="0.05,0.1,0.2")
     p.add_argument("--restarts", default="1")
     p.add_argument("--prior", type=float, default=0.1, help="invert's prior_weight")
     p.add_argument("--bf16", action="store_true", help="curve under bf16 autocast")
     p.add_argument("--skip-curve", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
-    p.add_argument("--inv-steps", type=int, default=100)
-    p.add_argument("--inv-restarts", type=int, default=1)
-    p.add_argument("--search-steps", type=int, default=30)
+    inv, found = inspect.signature(invert).parameters, inspect.signature(search).parameters
+    p.add_argument("--inv-steps", type=int, default=inv["steps"].default)
+    p.add_argument("--inv-restarts", type=int, default=inv["restarts"].default)
+    p.add_argument("--search-steps", type=int, default=found["steps"].default, help="run to the cap: no early stop")
     a = p.parse_args()
     G = load_generator(a.gnet)
     faces = to_float(FaceDataset(a.data, G.resolution, split="test").images[:a.n])

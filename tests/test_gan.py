@@ -94,8 +94,8 @@ def test_two_processes_keep_identical_weights(tiny_corpus, tmp_path):
         dist.destroy_process_group()
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                        "--master_port", "29517", str(script)], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script)], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "ok").read_text() == "5"
 

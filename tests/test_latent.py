@@ -1,13 +1,19 @@
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
 
+from faceattr import latent
 from faceattr.errors import FaceattrError
-from faceattr.latent import discriminator_features, invert, latent_starts, prior_penalty, scores, search, transfer
+from faceattr.latent import discriminator_features, latent_starts, prior_penalty, scores, transfer
 from faceattr.networks import Discriminator, Generator
 from faceattr.training.runtime import save_checkpoint
 
 Z = 16
+# The patent's losses alone, in fp32: the tests switch each extra on where they test it.
+invert = partial(latent.invert, bf16=False, prior_weight=0.0)
+search = partial(latent.search, bf16=False, prior_weight=0.0, identity_weight=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +97,7 @@ def test_search_moves_the_score_the_requested_way(G, E, z_true):
         z2, info = search(G, E, z_true, 0, target, steps=30, strength=10.0, lr=0.1)
         moved = info["s_after"][:, 0] - info["s_before"][:, 0]
         assert torch.all(moved > 0.02 if target else moved < -0.02), (target, info)
-        torch.testing.assert_close(info["s_after"], scores(G, E, z2, [0]))
+        torch.testing.assert_close(info["s_after"], scores(G, E, z2, [0], bf16=False))
 
 
 def test_strength_zero_leaves_the_latent_unchanged(G, E, z_true):
@@ -109,7 +115,7 @@ def test_several_attributes_at_once(G, E, z_true):
 
 
 def test_early_stop_freezes_each_face_where_it_reached_its_goal(G, E, z_true):
-    s0 = scores(G, E, z_true, [0])[:, 0]
+    s0 = scores(G, E, z_true, [0], bf16=False)[:, 0]
     strength = torch.tensor([0.1, 0.5, 1.0])
     z2, info = search(G, E, z_true, 0, 1, steps=40, strength=strength, goal=0.99, lr=0.05)
     steps = info["steps"]
@@ -123,7 +129,7 @@ def test_early_stop_freezes_each_face_where_it_reached_its_goal(G, E, z_true):
 
 def test_identity_term_keeps_the_face_closer(G, E, z_true):
     kw = dict(steps=15, strength=10.0, lr=0.1)
-    free, _ = search(G, E, z_true, 0, 1, **kw)
+    free, _ = search(G, E, z_true, 0, 1, identity_weight=0.0, **kw)
     kept, _ = search(G, E, z_true, 0, 1, identity_weight=50.0, **kw)
     assert torch.all(mse(G(kept), G(z_true)) < mse(G(free), G(z_true)))
     masked, _ = search(G, E, z_true, 0, 1, identity_weight=50.0, identity_mask=torch.zeros(1, 1, 16, 16), **kw)
@@ -159,3 +165,13 @@ def test_discriminator_features_from_a_run_checkpoint(G, z_true, tmp_path):
     torch.testing.assert_close(maps[-1], d.features(x))
     z1, info = invert(G, x, steps=10, lr=0.1, feature_fn=features, feature_weight=1.0)
     assert torch.isfinite(info["loss"]).all()
+
+
+def test_bf16_and_the_default_extras_still_invert_and_edit(G, E, z_true):
+    target = G(z_true)
+    z1, info = latent.invert(G, target, steps=60, lr=0.1, bf16=True)
+    assert torch.all(info["mse"] < 0.02)
+    for t in (1, 0):
+        _, found = latent.search(G, E, z1, 0, t, steps=30, strength=10.0, lr=0.1, bf16=True)
+        moved = found["s_after"][:, 0] - found["s_before"][:, 0]
+        assert torch.all(moved > 0 if t else moved < 0)

@@ -69,7 +69,21 @@ def _descend(z0, objective, steps, lr, finished=None):
     return z.detach(), used
 
 
+def native_bf16(device) -> bool:
+    """Whether the device computes bf16 natively (CUDA, or a CPU with AVX512-BF16/AMX): there bf16
+    autocast ran S31 1.6-1.9x faster at the same PSNR (benchmarks/latent_speed.py); elsewhere it is emulated."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _amp(device, enabled):
+    """bf16 autocast; enabled=None: where the device has native bf16."""
+    enabled = native_bf16(device) if enabled is None else enabled
     return torch.autocast(torch.device(device).type, torch.bfloat16, enabled=enabled)
 
 
@@ -110,8 +124,8 @@ def latent_starts(n, dim, seed=0):
     return torch.cat([torch.randn(1, dim, generator=gen) for _ in range(n)])
 
 
-def invert(G, target, steps=100, restarts=1, init=None, jitter=0.0, feature_fn=None, feature_weight=0.0,
-           prior_weight=0.0, lr=0.05, seed=0, bf16=False):
+def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=None, feature_weight=0.0,
+           prior_weight=0.1, lr=0.2, seed=0, bf16=None):
     """S31: find z1 per face such that G(z1) reproduces `target` (B, 3, R, R) in [-1, 1].
 
     Loss per face: 1/2 mean over pixels of (O - G(z))^2 (the patent's 1/2 (O - I)^2, averaged so the
@@ -171,14 +185,14 @@ def _goals(attr_index, target, n):
     return idx, t
 
 
-def scores(G, E, z, attr_index, bf16=False):
+def scores(G, E, z, attr_index, bf16=None):
     """s = sigmoid(E(G(z))) for the given attribute indices: (B, A) probabilities."""
     with torch.no_grad(), _amp(next(G.parameters()).device, bf16):
         return _chunked(lambda x: torch.sigmoid(E(G(x)).float()[:, attr_index]), z)
 
 
-def search(G, E, z1, attr_index, target=None, steps=60, strength=1.0, goal=0.9, prior_weight=0.0,
-           identity_weight=0.0, identity_mask=None, lr=0.05, bf16=False):
+def search(G, E, z1, attr_index, target=None, steps=60, strength=1.0, goal=0.97, prior_weight=0.1,
+           identity_weight=1.0, identity_mask=None, lr=0.05, bf16=None):
     """S32: from z1 (B, dim) find z2 whose face has (target 1) or lacks (target 0) the attribute.
 
     `attr_index, target`: one E-Net output index and 0/1 (or a per-face (B,) tensor), or a list of
