@@ -151,7 +151,7 @@ def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=N
     with torch.no_grad(), amp:
         tfeat = _as_list(feature_fn(target)) if feature_fn is not None and feature_weight else None
 
-    def objective(z, rows):
+    def objective(z, rows, amp=amp):
         face = rows // k
         with amp:
             img = G(z)
@@ -164,9 +164,9 @@ def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=N
         return loss, mse.detach()
 
     z, _ = _descend(z0, objective, steps, lr)
-    with torch.no_grad():
+    with torch.no_grad():  # the final loss and the reported errors in fp32
         rows = torch.arange(len(z), device=dev)
-        loss, mse = map(torch.cat, zip(*(objective(z[r], r) for r in rows.split(64))))
+        loss, mse = map(torch.cat, zip(*(objective(z[r], r, _amp(dev, False)) for r in rows.split(64))))
     best = loss.view(b, k).argmin(1)
     pick = torch.arange(b, device=dev) * k + best
     mse = mse[pick].cpu()
