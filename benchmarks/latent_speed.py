@@ -35,9 +35,9 @@ def curve(G, faces, encoder, steps_list, lrs, restarts, prior_weight, bf16):
                       f"{secs / len(faces):.3f} s/face ({cpu / len(faces):.3f} CPU s)", flush=True)
 
 
-def speed(G, E, faces, encoder, inv_steps, restarts, search_steps, repeats=2):
+def speed(G, E, faces, encoder, inv_steps, restarts, search_steps, modes, repeats=2):
     for b in (1, 32):
-        for mode in ("fp32", "bf16", "channels_last", "bf16+channels_last"):
+        for mode in modes:
             fmt = torch.channels_last if "channels_last" in mode else torch.contiguous_format
             G.to(memory_format=fmt), E.to(memory_format=fmt)
             bf16 = "bf16" in mode
@@ -67,6 +67,7 @@ def main():
     p.add_argument("--restarts", default="1")
     p.add_argument("--prior", type=float, default=0.1, help="invert's prior_weight")
     p.add_argument("--bf16", action="store_true", help="curve under bf16 autocast")
+    p.add_argument("--modes", default="fp32,bf16,channels_last,bf16+channels_last")
     p.add_argument("--skip-curve", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
     inv, found = inspect.signature(invert).parameters, inspect.signature(search).parameters
@@ -82,7 +83,7 @@ def main():
         curve(G, faces, encoder, ints(a.steps), [float(v) for v in a.lrs.split(",")], ints(a.restarts), a.prior, a.bf16)
     if not a.skip_speed:
         E = load_classifier(a.enet) if a.enet else ENet(["A"], G.resolution).eval().requires_grad_(False)
-        speed(G, E, faces, encoder, a.inv_steps, a.inv_restarts, a.search_steps)
+        speed(G, E, faces, encoder, a.inv_steps, a.inv_restarts, a.search_steps, a.modes.split(","))
 
 
 if __name__ == "__main__":
