@@ -321,14 +321,6 @@ class Trainer:
                 or bool(cfg.patience and self.history and self.epoch - 1 - self.best_epoch >= cfg.patience)
                 or bool(cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60))
 
-    def agree(self, flag):
-        """Rank 0 decides when to stop (it alone validates); the others follow."""
-        if self.dist.world > 1:
-            t = torch.tensor([float(bool(flag))], device=self.dist.device)
-            torch.distributed.broadcast(t, 0)
-            flag = bool(t.item())
-        return flag
-
     def run(self):
         cfg, main = self.cfg, self.dist.main
         log = runtime.MetricLog(self.out, self.step if self.step else None) if main else None
@@ -337,7 +329,7 @@ class Trainer:
         t0, start = time.time(), self.step
         bar = tqdm(total=cfg.max_epochs * self.steps_per_epoch, initial=self.step, unit="step",
                    disable=not main, dynamic_ncols=True)
-        while not self.agree(main and self.finished(t0)):
+        while not self.dist.from_main(main and self.finished(t0)):
             losses = self.train_step()
             bar.update(1)
             if main and self.step % 10 == 0:

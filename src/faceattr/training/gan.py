@@ -252,7 +252,7 @@ class Trainer:
                     row = self.checkpoint(log, losses)
                     bar.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
                     done = done or self.plateaued() or bool(cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60)
-                if self.sync_flag(done):
+                if self.dist.from_main(done):
                     break
         bar.close()
         if main:
@@ -260,14 +260,6 @@ class Trainer:
         self.dist.barrier()
         self.dist.close()
         return self.history
-
-    def sync_flag(self, flag):
-        """All processes stop together: rank 0 decides (it alone evaluates the plateau)."""
-        if self.dist.world == 1:
-            return flag
-        t = torch.tensor([float(bool(flag))], device=self.dist.device)
-        torch.distributed.broadcast(t, 0)
-        return bool(t.item())
 
 
 def train(cfg: GanConfig):

@@ -43,6 +43,14 @@ class Dist:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
 
+    def from_main(self, flag) -> bool:
+        """Rank 0's decision for every process (it alone evaluates), so all stop together."""
+        if self.world == 1:
+            return bool(flag)
+        t = torch.tensor([float(bool(flag))], device=self.device)
+        dist.broadcast(t, 0)
+        return bool(t.item())
+
     def barrier(self):
         if self.world > 1:
             dist.barrier()
