@@ -257,7 +257,6 @@ class Trainer:
         bar.close()
         if main:
             log.close()
-        self.dist.barrier()
         self.dist.close()
         return self.history
 

@@ -56,7 +56,9 @@ class Dist:
             dist.barrier()
 
     def close(self):
+        """Leave the group together: a rank that tears down while another still talks can abort the job."""
         if self.world > 1 and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
