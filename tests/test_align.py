@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from faceattr import align
+from faceattr.errors import FaceattrError
 from faceattr.photo import demo_photo, load_photo
 
 CORPUS = Path("/work/data/faces128/img_align_celeba")
@@ -144,3 +145,24 @@ def test_face_mask_is_soft_and_centred():
     assert m.shape == (100, 100) and m.max() == 1 and m[0].max() == 0 and m[:, 0].max() == 0
     assert 0 < m[60, 25] < 1 and m[60, 18] == 0 and m[60, 32] == 1  # a ramp inside the edge, not a step
     assert m[60, 50] == 1
+
+
+def test_valid_marks_the_part_of_the_crop_inside_the_photo(astronaut, face):
+    inside = align.align(astronaut, face, 64)
+    assert inside.valid.shape == (64, 64) and inside.valid.min() > 0.99
+    cut = astronaut[:, : int(face.box[0] + face.box[2] / 2)].copy()  # the photo ends mid-face
+    part = align.align(cut, face, 64)
+    assert part.valid[:, :20].min() > 0.99 and part.valid[:, -10:].max() == 0
+
+
+def test_is_grey():
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    grey = np.repeat(rgb[..., :1], 3, axis=2)
+    assert align.is_grey(grey) and not align.is_grey(rgb)
+
+
+def test_head_mask_covers_the_face_mask_and_more():
+    face, head = align.face_mask(100), align.face_mask(100, region="head")
+    assert np.all(head >= face - 1e-6) and head.sum() > 1.5 * face.sum()
+    with pytest.raises(FaceattrError, match="unknown mask region"):
+        align.face_mask(100, region="hair")

@@ -311,3 +311,29 @@ def test_cli_bad_edits(tmp_path, photos, capsys, args, message):
 def test_cli_o_with_several_inputs(tmp_path, photos, capsys):
     assert run_cli("edit", photos[0], photos[2], "-o", tmp_path / "o.jpg", "--attr", "Male=1") == 2
     assert "use --out-dir" in capsys.readouterr().err
+
+
+def test_a_grey_photo_stays_grey(astronaut):
+    grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    for transfer in (True, False):
+        (res,) = editor.Editor(transfer=transfer, **FAST).edit([grey], {"Male": 1})
+        assert res.faces[0]["grey"] and align.is_grey(res.image) and not np.array_equal(res.image, grey)
+    (res,) = editor.Editor(**FAST).edit([astronaut], {"Male": 1})
+    assert not res.faces[0]["grey"]
+
+
+def test_head_mask_and_gain_reach_further(astronaut):
+    changed = {}
+    for name, opts in {"face": {}, "head": {"mask": "head"}, "gain": {"transfer_gain": 2.0}}.items():
+        (res,) = editor.Editor(**FAST, **opts).edit([astronaut], {"Male": 1})
+        changed[name] = np.abs(res.image.astype(int) - astronaut)
+    assert (changed["head"] > 0).sum() > (changed["face"] > 0).sum()
+    assert changed["gain"].sum() > 1.5 * changed["face"].sum()
+    with pytest.raises(FaceattrError, match="unknown mask region"):
+        editor.Editor(mask="hair")
+
+
+def test_stages_are_announced_in_order(astronaut):
+    seen = []
+    editor.Editor(**FAST).edit([astronaut], {"Male": 1}, on_stage=seen.append)
+    assert seen == ["detect", "S31", "S32", "S33"]

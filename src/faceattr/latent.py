@@ -92,6 +92,12 @@ def prior_penalty(z):
     return (z.norm(dim=1) / math.sqrt(z.shape[1]) - 1).pow(2)
 
 
+def luminance(x):
+    """(B, 3, H, W) -> the same shape, each pixel replaced by its grey value (ITU-R 601 weights)."""
+    w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True).expand_as(x)
+
+
 def _sqdist(a, b, mask=None):
     """Per-row mean squared difference (times a per-pixel weight map if given)."""
     d = (a.float() - b.float()).pow(2)
@@ -125,7 +131,7 @@ def latent_starts(n, dim, seed=0):
 
 
 def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=None, feature_weight=0.0,
-           prior_weight=0.1, lr=0.2, seed=0, bf16=None):
+           prior_weight=0.1, lr=0.2, seed=0, bf16=None, valid=None, grey=None):
     """S31: find z1 per face such that G(z1) reproduces `target` (B, 3, R, R) in [-1, 1].
 
     Loss per face: 1/2 mean over pixels of (O - G(z))^2 (the patent's 1/2 (O - I)^2, averaged so the
@@ -135,6 +141,10 @@ def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=N
     `init` they are `latent_starts` (random N(0, I)); with `init` (B, dim), e.g. an encoder's output,
     restart k starts at init + jitter * latent_starts[k] and restart 0 exactly at init.
     bf16: autocast (None: where native, see `native_bf16`); the final loss and errors are fp32.
+    valid: (B, 1, R, R) pixel weights, 0 where the target has no pixels (a crop reaching past the
+    photo's border): the loss and the errors are means over the valid pixels only.
+    grey: (B,) bool, faces from grey photos: G(z) is compared by its grey value, so a colour face
+    that greys to the photo is as good as a grey one (G-Net never drew grey faces).
     -> z1 (B, dim) and info: mse (B,) on [-1, 1] images, psnr (B,) dB, loss (B,), restart (B,), steps.
 
     Defaults, from benchmarks/latent_speed.py on 32 held-out test faces (64 px G-Net, 440 kimg):
@@ -148,6 +158,10 @@ def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=N
     dev = next(G.parameters()).device
     target = target.to(dev, torch.float32)
     b, k = len(target), restarts
+    if valid is not None:  # normalised so that the mean over pixels is a mean over valid pixels
+        valid = valid.to(dev, torch.float32)
+        valid = valid / valid.mean((1, 2, 3), keepdim=True).clamp_min(1e-3)
+    grey = None if grey is None or not bool(torch.as_tensor(grey).any()) else torch.as_tensor(grey).to(dev)
     starts = latent_starts(k, G.z_dim, seed).to(dev)
     if init is None:
         z0 = starts.repeat(b, 1)
@@ -162,7 +176,9 @@ def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=N
         face = rows // k
         with amp:
             img = G(z)
-            mse = _sqdist(img, target[face])
+            if grey is not None:
+                img = torch.where(grey[face].view(-1, 1, 1, 1), luminance(img), img)
+            mse = _sqdist(img, target[face], None if valid is None else valid[face])
             loss = 0.5 * mse
             if tfeat is not None:
                 loss = loss + feature_weight * _feature_distance(feature_fn(img), [f[face] for f in tfeat])
@@ -267,14 +283,14 @@ def gaussian_blur(x, sigma):
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(-1, 1, 2 * r + 1, 1), groups=x.shape[1])
 
 
-def transfer(original, g1, g2, blur=0.0):
-    """S33 on the photo's own pixels: original + (G(z2) - G(z1)), clamped to [-1, 1].
+def transfer(original, g1, g2, blur=0.0, gain=1.0):
+    """S33 on the photo's own pixels: original + gain * (G(z2) - G(z1)), clamped to [-1, 1].
 
     All (B, 3, ., .) in [-1, 1]; the difference is computed at the GAN's resolution, optionally
     low-passed (Gaussian, `blur` = sigma in GAN pixels; 0 = off) and resized bilinearly to the
     original's size. The caller chooses this or plain G(z2).
     """
-    diff = g2.float() - g1.float()
+    diff = gain * (g2.float() - g1.float())
     if blur > 0:
         diff = gaussian_blur(diff, blur)
     if diff.shape[-2:] != original.shape[-2:]:

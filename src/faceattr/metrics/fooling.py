@@ -46,7 +46,8 @@ def fooling_rates(G, E, attr: str, judge=None, n: int = 64, steps: int = 60, lr:
         if not len(pick):
             counts[name] = np.zeros((0, 3), bool)
             continue
-        z2, info = search(G, E, z[pick], idx, target, steps=steps, goal=1.0, lr=lr)
+        z2, info = search(G, E, z[pick], idx, target, steps=steps, goal=1.0, lr=lr, prior_weight=0.0,
+                          identity_weight=0.0)
         e_flip = (info["s_after"][:, 0].numpy() >= 0.5) == bool(target)
         j_flip = np.asarray(judge(decode(G, z2))).astype(bool) == bool(target)
         counts[name] = np.stack([e_flip, e_flip & j_flip, j_flip], 1)

