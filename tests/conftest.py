@@ -21,6 +21,15 @@ def face_like(rng, size):
     return (img * 255).astype(np.uint8)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks: one thread is faster, and does not fight a busy machine for its cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path):
     """A CelebA-layout folder of 40 unlabelled 16x16 images."""
