@@ -147,6 +147,19 @@ class Editor:
             goals.append((self.attr_names.index(name), int(target)))
         return goals
 
+    def invert(self, crops: np.ndarray, valid: np.ndarray | None = None, grey=None):
+        """S31 as `edit` runs it: the encoder's start (if any), then `latent.invert` with this editor's
+        options. crops: uint8 (N, R, R, 3) aligned faces; valid: (N, R, R) share of each pixel inside
+        its photo (None: all); grey: (N,) bool, faces of grey photos (None: none) -> (z1, info)."""
+        target = to_float(crops).to(self.device)
+        init = None
+        if self.encoder is not None:
+            with torch.no_grad():
+                init = self.encoder(target)
+        return latent.invert(self.G, target, init=init,
+                             valid=None if valid is None else torch.from_numpy(np.asarray(valid, np.float32))[:, None],
+                             grey=None if grey is None else torch.tensor(grey), **self.invert_options)
+
     @torch.no_grad()
     def _scores(self, images: np.ndarray) -> np.ndarray:
         """E-Net's s for every attribute of uint8 crops at the GAN resolution -> (N, A)."""
@@ -184,17 +197,10 @@ class Editor:
             return results
 
         crops = np.stack([c.crop for _, c, _ in jobs])
-        target = to_float(crops).to(self.device)
-        valid = torch.from_numpy(np.stack([c.valid for _, c, _ in jobs]))[:, None]
         grey = [align.is_grey(c.crop) for _, c, _ in jobs]  # a grey photo stays grey (see _paste)
         stage("S31")
         t = time.perf_counter()
-        init = None
-        if self.encoder is not None:
-            with torch.no_grad():
-                init = self.encoder(target)
-        z1, inv = latent.invert(self.G, target, init=init, valid=valid, grey=torch.tensor(grey),
-                                **self.invert_options)  # S31
+        z1, inv = self.invert(crops, np.stack([c.valid for _, c, _ in jobs]), grey)  # S31
         stage("S32")
         t_invert, t = time.perf_counter() - t, time.perf_counter()
         z2, found = latent.search(self.G, self.E, z1, goals, strength=strength, **self.search_options)  # S32

@@ -34,14 +34,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.metrics import structural_similarity
 
-from faceattr import __version__, align, latent
+from faceattr import __version__, align
 from faceattr.data.dataset import FaceDataset
 from faceattr.data.label import YOUNG_BELOW
 from faceattr.editor import Editor
 from faceattr.errors import FaceattrError
 from faceattr.fileio import write_text
 from faceattr.generate import decode, sample
-from faceattr.imaging import grid, to_float
+from faceattr.imaging import grid
 from faceattr.judges import DlibFaceEmbedder
 from faceattr.metrics.classification import json_safe
 from faceattr.metrics.edits import DIRECTIONS, measure_edits, real_photos
@@ -207,12 +207,7 @@ def ssim(image, reference, weight=None, grey=False) -> float:
 def invert_faces(editor, crops, valid=None, grey=None):
     """S31 as the editor runs it (its encoder start and options) on aligned uint8 crops
     -> (G(z1) uint8, PSNR dB (as the editor reports it), SSIM) per face."""
-    target = to_float(crops).to(editor.device)
-    with torch.no_grad():
-        init = editor.encoder(target) if editor.encoder is not None else None
-    z1, info = latent.invert(editor.G, target, init=init, grey=None if grey is None else torch.tensor(grey),
-                             valid=None if valid is None else torch.from_numpy(np.stack(valid))[:, None],
-                             **editor.invert_options)
+    z1, info = editor.invert(crops, None if valid is None else np.stack(valid), grey)
     g1 = decode(editor.G, z1)
     s = [ssim(g1[i], crops[i], None if valid is None else valid[i], bool(grey is not None and grey[i]))
          for i in range(len(crops))]
