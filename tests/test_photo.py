@@ -133,3 +133,12 @@ def test_exif_rotation_is_applied(tmp_path):
     out = load_photo(p)
     assert out.shape == (60, 40, 3)
     assert out[:10, -10:].mean() > 200 and out[:10, :10].mean() < 50  # top-left went to the top-right
+
+
+def test_bytes_decode_like_the_file_and_errors_carry_the_name(tmp_path):
+    p = tmp_path / "g.png"
+    Image.fromarray(gradient()).save(p)
+    assert np.array_equal(load_photo("upload.png", data=p.read_bytes()), load_photo(p))
+    cut = p.read_bytes()[:60]
+    assert "truncated or corrupt" in one_line_error("upload.png", data=cut)
+    assert "not an image" in one_line_error("notes.jpg", data=b"this is not a picture\n")

@@ -7,6 +7,7 @@ alpha flattened onto white) and the EXIF orientation is applied, so the pixels a
 a photo viewer shows them.
 """
 
+import io
 import warnings
 from pathlib import Path
 
@@ -38,13 +39,14 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_photo(path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decode the photo at `path` -> upright RGB uint8 (H, W, 3); FaceattrError on any bad input."""
+def load_photo(path, max_pixels: int = MAX_PIXELS, data: bytes | None = None) -> np.ndarray:
+    """Decode the photo at `path` (or, given `data`, those bytes, named `path` in messages) -> upright
+    RGB uint8 (H, W, 3); FaceattrError on any bad input."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:  # reads the header only
+            with Image.open(path if data is None else io.BytesIO(data)) as img:  # reads the header only
                 if img.width * img.height > max_pixels:
                     raise FaceattrError(f"{path}: {img.width}x{img.height} pixels is over the limit of "
                                         f"{max_pixels / 1e6:g} megapixels (a decompression bomb?)")

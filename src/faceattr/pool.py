@@ -17,7 +17,6 @@ import multiprocessing
 import os
 import queue
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -25,7 +24,6 @@ import uuid
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NamedTuple
 
 from faceattr.errors import FaceattrError
@@ -90,13 +88,10 @@ def _edit(editor, photo: bytes, name: str, edits: dict, strength: float, output_
     from faceattr.photo import load_photo
 
     try:
-        with tempfile.TemporaryDirectory(prefix="faceattr-serve-") as tmp:
-            path = Path(tmp) / "upload"  # load_photo's checks work on files; its messages start with the path
-            path.write_bytes(photo)
-            try:
-                rgb = load_photo(path, max_pixels)
-            except FaceattrError as e:
-                return "refused", str(e).replace(str(path), name, 1)
+        try:
+            rgb = load_photo(name, max_pixels, data=photo)
+        except FaceattrError as e:
+            return "refused", str(e)
         (result,) = editor.edit([rgb], edits, strength=strength, on_stage=on_stage)
         if result.error:
             return "refused", f"{name}: {result.error}"
