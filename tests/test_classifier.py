@@ -11,7 +11,10 @@ from safetensors import safe_open
 from faceattr import weights
 from faceattr.classifier import ENet, export_classifier, load_classifier
 from faceattr.cli import main
+from faceattr.data import label
 from faceattr.data.celeba import write_attrs, write_partition
+from faceattr.data.dataset import FaceDataset
+from faceattr.data.label import ATTRIBUTES
 from faceattr.errors import FaceattrError
 from faceattr.generate import load_generator
 from faceattr.metrics.fooling import fooling_rates
@@ -74,8 +77,12 @@ def test_enet_shapes_batch_independence_and_smooth_gradient():
     out = e(x)
     assert out.shape == (5, 2) and e.attr_names == ["A", "B"] and e.resolution == RES
     torch.testing.assert_close(e(x[2:3]), out[2:3], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(e(x.flip(3)), out, rtol=1e-5, atol=1e-6)  # eval: mirror-symmetric
     e.train()
-    torch.testing.assert_close(e(x[2:3]), out[2:3], rtol=1e-5, atol=1e-6)  # GroupNorm: no batch statistics
+    one_pass = e(x)
+    assert not torch.allclose(one_pass, out, atol=1e-4)  # training: the face alone, no mirror average
+    torch.testing.assert_close(e(x[2:3]), one_pass[2:3], rtol=1e-5, atol=1e-6)  # GroupNorm: no batch statistics
+    e.eval()
     xg = x.clone().requires_grad_(True)
     e.score(xg, "B").sum().backward()
     assert torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
@@ -124,9 +131,12 @@ def test_one_attribute_with_step_schedule_and_early_stop(labelled_corpus, tmp_pa
 def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, tiny_gnet, tmp_path):
     """Mid-epoch interruption, every robustness option on: weights, best weights and history match exactly."""
     kw = dict(augment="flip,color,translation,cutout,blur,noise", adv_eps=0.03, adv_steps=2, gan_mix=0.25,
-              gnet=str(tiny_gnet), gan_pool=40, max_epochs=2, ckpt_steps=4)
+              gnet=str(tiny_gnet), gan_pool=40, blend_mix=0.15, blend_pool=30, max_epochs=2, ckpt_steps=4)
     straight = Trainer(config(labelled_corpus, tmp_path / "a", **kw), labeller=brightness_labeller)
-    assert straight.steps_per_epoch == 6 and len(straight.pool[0]) == 40
+    assert straight.b_pool == {"gan": 5, "blend": 3} and straight.steps_per_epoch == 100 // 12
+    assert {k: len(v[0]) for k, v in straight.pools.items()} == {"gan": 40, "blend": 30}
+    blends, labels = straight.pools["blend"]
+    np.testing.assert_array_equal(labels, brightness_labeller(blends)[0])  # labelled as the blend looks
     straight.run()
 
     broken = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=brightness_labeller)
@@ -140,9 +150,9 @@ def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, ti
     broken.train_step = crash
     with pytest.raises(KeyboardInterrupt):
         broken.run()
-    assert (tmp_path / "b" / "gan_pool.npz").exists()
+    assert (tmp_path / "b" / "gan_pool.npz").exists() and (tmp_path / "b" / "blend_pool.npz").exists()
     resumed = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=None)  # the cached pool is reused
-    assert (resumed.step, resumed.epoch, resumed.k) == (8, 1, 2)
+    assert (resumed.step, resumed.epoch, resumed.k) == (8, 1, 0)
     resumed.run()
     for a, b in ((straight.e.state_dict(), resumed.e.state_dict()), (straight.e_best, resumed.e_best)):
         for k in a:
@@ -176,6 +186,46 @@ def test_export_and_load_round_trip(labelled_corpus, tmp_path, monkeypatch):
     weights.save(torch.nn.Linear(1, 1), tmp_path / "x.safetensors", "gnet", {})
     with pytest.raises(FaceattrError, match="expected 'enet'"):
         load_classifier(tmp_path / "x.safetensors")
+
+
+@pytest.fixture
+def judged_corpus(labelled_corpus):
+    """The same faces as the labeller would leave them: Male (= Top) and Smiling (= Bright) in the
+    CelebA label file, and the judges' raw outputs in labels_raw.csv (P 0.8 / 0.3, age 25)."""
+    ds = FaceDataset(labelled_corpus, RES, "all", ["Top", "Bright"])
+    hard = ds.labels * 2 - 1
+    write_attrs(labelled_corpus / "list_attr_celeba.txt", ATTRIBUTES, ds.filenames,
+                np.stack([hard[:, 0], np.ones(len(hard)), hard[:, 1]], 1).astype(int))
+    label.write_raw(labelled_corpus / label.RAW_NAME, {n: (0.8 if t > 0 else 0.3, 25.0, 0.8 if b > 0 else 0.3, True)
+                                                     for n, (t, b) in zip(ds.filenames, hard)})
+    return labelled_corpus
+
+
+def test_soft_labels_and_init_from_a_run(judged_corpus, tmp_path):
+    """--soft-labels: S22 against the labeller's probabilities (validation keeps the 0/1 labels);
+    --init: a run starts from another's best weights, and the exported card names that run."""
+    first = Trainer(config(judged_corpus, tmp_path / "a", attrs=("Male", "Smiling"), soft_labels=True,
+                           max_epochs=2))
+    top = first.train_set.labels[:, 0] == 1
+    np.testing.assert_allclose(first.targets[:, 0], np.where(top, 0.8, 0.3), rtol=1e-6)
+    assert set(np.unique(first.val_set.labels)) == {0.0, 1.0}
+    first.run()
+    second = Trainer(config(judged_corpus, tmp_path / "b", attrs=("Male", "Smiling"), max_epochs=1,
+                            init=str(tmp_path / "a" / "checkpoint.pt")))
+    start = load_classifier(tmp_path / "a" / "checkpoint.pt").state_dict()
+    assert all(torch.equal(v, second.e.state_dict()[k]) for k, v in start.items())
+    second.run()
+    path = export_classifier(tmp_path / "b" / "checkpoint.pt", tmp_path / "enet.safetensors")
+    with safe_open(str(path), "pt") as f:
+        (run,) = json.loads(f.metadata()["card"])["trained_from"]
+    assert run["epochs"] == 2 and set(run["test_accuracy"]) == {"Male", "Smiling"}
+    assert "Started from the weights of" in path.with_suffix(".md").read_text()
+    with pytest.raises(FaceattrError, match="--init"):
+        Trainer(config(judged_corpus, tmp_path / "c", attrs=("Male", "Smiling"), width=2 * WIDTH,
+                       init=str(tmp_path / "a" / "checkpoint.pt")))
+    (judged_corpus / label.RAW_NAME).unlink()
+    with pytest.raises(FaceattrError, match="faceattr data label"):
+        Trainer(config(judged_corpus, tmp_path / "d", attrs=("Male",), soft_labels=True))
 
 
 def test_cli_trains_one_attribute_and_rejects_bad_options(labelled_corpus, tmp_path, capsys):

@@ -78,13 +78,45 @@ def test_report_fields(astronaut):
     assert all(set(v) == {"photo", "before", "after", "result"} and all(0 <= p <= 1 for p in v.values())
                for v in face["s"].values())
     assert face["edits"] == {"Male": 1, "Smiling": 0} and face["strength"] == 0.5
-    assert face["mode"] == "transfer" and face["mask"] == editor.MASK and face["gain"] == editor.TRANSFER_GAIN
+    assert face["mode"] == "transfer" and face["mask"] == editor.MASK and face["gain"] in editor.GAIN_LADDER
     inv = face["inversion"]
     assert inv["mse"] > 0 and inv["psnr_db"] == pytest.approx(10 * np.log10(4 / inv["mse"]), rel=1e-4)
     assert face["steps"]["invert"] == 3 and 0 <= face["steps"]["search"] <= 3
     assert set(face["seconds"]) == {"detect", "align", "invert", "search", "decode", "paste"}
     assert face["batch_faces"] == 1 and len(face["box"]) == 4 and isinstance(face["reached"], bool)
     json.dumps(res.report)  # serialisable as it is
+
+
+class Brightness(torch.nn.Module):
+    """Stand-in E-Net: every attribute's logit is 20 x the mean pixel value."""
+
+    attr_names, resolution = ATTRS, R
+
+    def forward(self, x):
+        return 20 * x.mean((1, 2, 3))[:, None].repeat(1, len(ATTRS))
+
+
+@pytest.mark.parametrize("target", [1, 0])
+def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
+    """S33 "auto": per face the smallest gain of the ladder whose pasted result E-Net scores past
+    result_goal; the largest when none does; a fixed gain is used as it is."""
+    ed = editor.Editor(gnet=tiny_g(), enet=Brightness(), mask="head", transfer_blur=0.0, result_goal=0.99)
+    sign = 1 if target else -1
+    crops = np.full((3, R, R, 3), 128, np.uint8)
+    g1 = np.full_like(crops, 128)
+    g2 = np.stack([np.full((R, R, 3), 128 + sign * d, np.uint8) for d in (20, 40, 1)])  # the last: too weak
+    gains = ed._gains(crops, g1, g2, [(0, target)], 1.0, [False] * 3)
+    mask_mean = align.face_mask(R, ed.feather, "head").mean()
+    logit_change = 20 * np.array([20, 40]) / 127.5 * mask_mean  # per unit of gain, on the mean pixel
+    need = (np.log(0.99 / 0.01) - sign * 20 * (128 / 127.5 - 1)) / logit_change  # from the crop's own logit
+    ladder = np.array(editor.GAIN_LADDER)
+    expect = [ladder[ladder >= n * 0.999][0] for n in need]
+    np.testing.assert_allclose(gains, [*expect, ladder[-1]], rtol=1e-6)
+    assert gains[1] < gains[0]  # a stronger change needs less gain
+    fixed = editor.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain=2.5)
+    np.testing.assert_array_equal(fixed._gains(crops, g1, g2, [(0, target)], 1.0, [False] * 3), [2.5] * 3)
+    with pytest.raises(FaceattrError, match="gain"):
+        editor.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain="strong")
 
 
 def test_s_before_after_are_e_net_scores_of_g(astronaut):

@@ -103,6 +103,25 @@ def test_age_gender_and_smile(detector, astronaut, cameraman):
     assert p_smile[0] > 0.8 and p_smile[1] < 0.2
 
 
+def test_judges_read_a_face_and_its_mirror_image_alike(detector, astronaut):
+    """mirror=True averages both readings, so a mirrored photo (its box mirrored) gets the same verdict;
+    mirror=False is one reading, which a mirror image changes."""
+    her = face_crop(astronaut, detector.detect(astronaut)[0])
+    boxes, _ = judges.face_boxes([her])
+    images, both = judges.with_mirrors([her], boxes)
+    assert np.array_equal(images[1], her[:, ::-1]) and both.shape == (2, 4)
+    l, t, r, b = boxes[0]
+    assert both[1].tolist() == [her.shape[1] - 1 - r, t, her.shape[1] - 1 - l, b]
+    for judge in (judges.AgeGenderJudge(), judges.SmileJudge()):
+        a, b_ = judge.judge([her], boxes), judge.judge([images[1]], both[1:])
+        np.testing.assert_allclose(a, b_, rtol=1e-5)
+    single = judges.AgeGenderJudge(mirror=False)
+    one, other = single.judge([her], boxes), single.judge([images[1]], both[1:])
+    assert not np.allclose(one[1], other[1])  # the age read from one view moves when mirrored
+    mean = judges.AgeGenderJudge().judge([her], boxes)
+    np.testing.assert_allclose(mean[1], (one[1] + other[1]) / 2, rtol=1e-5)
+
+
 def test_face_boxes_fall_back_to_the_ffhq_box(detector, astronaut):
     crop = face_crop(astronaut, detector.detect(astronaut)[0])
     boxes, found = judges.face_boxes([crop, np.full((128, 128, 3), 90, np.uint8)])

@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--restarts", type=int, help="S31 starts per face; the best is kept")
     s.add_argument("--search-steps", type=int, help="S32 steps at most")
     s.add_argument("--mask", choices=("face", "head"), help="S33: region the change is pasted over (default: head)")
-    s.add_argument("--gain", type=float, help="S33: multiplies the change G(z2) - G(z1) (default: 3)")
+    s.add_argument("--gain", help="S33: multiplies the change G(z2) - G(z1): a number, or auto (default): per "
+                   "face the least gain at which E-Net sees the attribute in the result")
     s.add_argument("--blur", type=float, help="S33: low-pass of the change, sigma in G-Net pixels (default: 1)")
     s.add_argument("--identity-weight", type=float, help="S32: weight of staying close to G(z1)")
     s.add_argument("--prior-weight", type=float, help="S31 and S32: weight keeping z on the prior's shell")

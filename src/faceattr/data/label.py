@@ -4,7 +4,8 @@ ROOT/img_align_celeba/* -> ROOT/labels_raw.csv (judge outputs, resumable),
 ROOT/list_attr_celeba.txt (Male, Young, Smiling as 1/-1), ROOT/list_eval_partition.txt
 (the fixed hash split), and optionally contact sheets for checking the labels by eye.
 
-Rules (reasons in docs/DATA.md):
+Rules (reasons in docs/DATA.md); each judge reads the face and its mirror image and averages the two
+readings (`judges.with_mirrors`: a single reading changed 3.3% of the Male labels under mirroring):
 - Male: P(male) >= 0.5 (dlib gender network, `judges.AgeGenderJudge`).
 - Young: expected apparent age < YOUNG_BELOW years (dlib age network).
 - Smiling: P(happy) >= 0.5 (FER2013 mini-Xception, `judges.SmileJudge`).
@@ -27,10 +28,12 @@ from faceattr.fileio import save_image, write_text
 
 IMAGE_DIR = "img_align_celeba"
 RAW_NAME = "labels_raw.csv"
-RAW_COLUMNS = ("filename", "p_male", "age", "p_smile", "face_found")
+RAW_COLUMNS = ("filename", "p_male", "age", "p_smile", "face_found", "views")
+VIEWS = 2  # each face is read as it is and mirrored, and the readings averaged (`judges.with_mirrors`)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 ATTRIBUTES = ("Male", "Young", "Smiling")
 YOUNG_BELOW = 40.0
+AGE_SOFTNESS = 2.5  # years: the soft Young target is sigmoid((YOUNG_BELOW - age) / AGE_SOFTNESS)
 BATCH = 64
 SAVE_EVERY = 1024  # images between checkpoints of labels_raw.csv
 SHEET_FACES = 120  # faces per contact sheet (per attribute value)
@@ -57,7 +60,9 @@ def read_raw(path: Path) -> dict[str, tuple]:
             return {}
         for n, row in enumerate(reader, start=2):
             try:
-                name, pm, age, ps, found = row
+                name, pm, age, ps, found, views = row
+                if int(views) != VIEWS:
+                    raise ValueError
                 rows[name] = (float(pm), float(age), float(ps), found == "1")
             except ValueError:
                 raise FaceattrError(f"{path}: line {n} is malformed; delete the file to relabel") from None
@@ -70,7 +75,7 @@ def write_raw(path: Path, raw: dict[str, tuple]):
     w.writerow(RAW_COLUMNS)
     for name in sorted(raw):
         pm, age, ps, found = raw[name]
-        w.writerow([name, f"{pm:.6f}", f"{age:.3f}", f"{ps:.6f}", int(found)])
+        w.writerow([name, f"{pm:.6f}", f"{age:.3f}", f"{ps:.6f}", int(found), VIEWS])
     write_text(path, buf.getvalue())
 
 
@@ -78,6 +83,28 @@ def labels_from_raw(p_male, age, p_smile) -> np.ndarray:
     """Judge outputs -> int8 (N, 3) of 1/-1 in ATTRIBUTES order."""
     on = np.stack([np.asarray(p_male) >= 0.5, np.asarray(age) < YOUNG_BELOW, np.asarray(p_smile) >= 0.5], axis=1)
     return np.where(on, 1, -1).astype(np.int8)
+
+
+def soft_labels_from_raw(p_male, age, p_smile) -> np.ndarray:
+    """Judge outputs -> float32 (N, 3) in [0, 1], ATTRIBUTES order: the judges' own probabilities, and
+    for Young a sigmoid of the age's distance to YOUNG_BELOW. Thresholded at 0.5 they are `labels_from_raw`."""
+    young = 1 / (1 + np.exp(-(YOUNG_BELOW - np.asarray(age, np.float64)) / AGE_SOFTNESS))
+    return np.stack([np.asarray(p_male), young, np.asarray(p_smile)], axis=1).astype(np.float32)
+
+
+def read_soft_labels(root, filenames, attrs) -> np.ndarray:
+    """Soft targets (`soft_labels_from_raw`) of these corpus files from ROOT/labels_raw.csv, (N, len(attrs))."""
+    path = Path(root) / RAW_NAME
+    raw = read_raw(path)
+    missing = [n for n in filenames if n not in raw]
+    if not raw or missing:
+        raise FaceattrError(f"soft labels need the labeller's outputs for every face in {path} "
+                            f"({len(missing) if raw else 'all'} missing): run `faceattr data label {root}`")
+    unknown = [a for a in attrs if a not in ATTRIBUTES]
+    if unknown:
+        raise FaceattrError(f"the labeller gives soft labels for {', '.join(ATTRIBUTES)}, not {', '.join(unknown)}")
+    cols = np.array([raw[n][:3] for n in filenames], np.float64).reshape(-1, 3)
+    return soft_labels_from_raw(cols[:, 0], cols[:, 1], cols[:, 2])[:, [ATTRIBUTES.index(a) for a in attrs]]
 
 
 def _judge_all(folder: Path, names: list[str], raw: dict, raw_path: Path):

@@ -1,7 +1,8 @@
 """Train E-Net, the attribute judge: patent steps S21-S23.
 
 S21  feed labelled real faces: label 1 with the attribute, 0 without (one logit per attribute).
-S22  binary cross-entropy on the logits (optionally weighting positives by negatives/positives per
+S22  binary cross-entropy on the logits (optionally against the labeller's own probabilities, i.e.
+     distillation, instead of its 0/1 labels; optionally weighting positives by negatives/positives per
      attribute, for imbalance), backpropagate, update with SGD (momentum, Nesterov; cosine or step LR).
 S23  repeat until the loss converges: after every epoch the loss on the validation split is measured,
      and training stops when it has not improved for `patience` epochs (or on the epoch/minute budget).
@@ -9,7 +10,9 @@ S23  repeat until the loss converges: after every epoch the loss on the validati
 
 Beyond the patent, for an E-Net that an edit (S32) cannot fool, each switchable: augmentation
 (flip, colour, shift, cutout, blur, noise), mixing in G-Net samples labelled by the corpus labeller's
-own judges (a pool labelled once, cached in the run folder), and adversarial training (FGSM/PGD on the
+own judges (a pool labelled once, cached in the run folder), the same for blends of two training
+faces (mixup whose labels are the labeller's reading of the blend, not a mix of the two labels: more
+faces near the labeller's decision boundary, where E-Net errs most), and adversarial training (FGSM/PGD on the
 input). Runs as one process or under `torchrun --nproc_per_node N` (DistributedDataParallel).
 Exact resume from OUT/checkpoint.pt, saved atomically every `ckpt_steps` steps and every epoch.
 """
@@ -55,6 +58,8 @@ class ClassifierConfig:
     step_epochs: int = 10
     step_gamma: float = 0.1
     pos_weight: bool = False  # weight positives by negatives/positives of the training split
+    soft_labels: bool = False  # train on the labeller's probabilities (ROOT/labels_raw.csv), not its 0/1 labels
+    init: str = ""  # start from these E-Net weights (checkpoint.pt or .safetensors; same attributes and size)
     max_epochs: int = 40
     max_minutes: float = 0.0  # 0 = no time budget
     patience: int = 5  # S23: stop after this many epochs without a lower validation loss; 0 = never
@@ -63,6 +68,8 @@ class ClassifierConfig:
     gan_mix: float = 0.0  # share of every batch drawn from labelled G-Net samples; 0 disables
     gnet: str = ""  # G-Net for gan_mix: checkpoint.pt or .safetensors ("" = shipped)
     gan_pool: int = 10000  # G-Net samples to label once (cached in OUT/gan_pool.npz)
+    blend_mix: float = 0.0  # share of every batch drawn from blends of two training faces, labelled by the labeller
+    blend_pool: int = 10000  # blends to make and label once (cached in OUT/blend_pool.npz)
     adv_eps: float = 0.0  # adversarial training: L-inf radius in [-1, 1] pixel units (0.03 ~ 4/255); 0 disables
     adv_steps: int = 1  # 1 = FGSM, more = PGD with a random start
     bf16: bool = True  # autocast the forward pass (1.3x on this CPU; GroupNorm and the loss stay fp32)
@@ -128,37 +135,64 @@ def evaluate(e, dataset, device) -> tuple[float, dict]:
     return loss, report(labels.numpy(), torch.sigmoid(logits).numpy(), e.attr_names)
 
 
-def gan_pool(cfg: ClassifierConfig, attrs, labeller) -> tuple[np.ndarray, np.ndarray]:
-    """cfg.gan_pool G-Net samples labelled by `labeller` (default: the corpus labeller's judges), made
-    once and cached in OUT/gan_pool.npz; samples in which no face is found are dropped."""
-    from faceattr.generate import load_generator, sample
+def labelled_pool(cfg: ClassifierConfig, kind: str, attrs, labeller, train_set) -> tuple[np.ndarray, np.ndarray]:
+    """Extra training faces labelled by `labeller` (default: the corpus labeller's judges), made once
+    and cached in OUT/<kind>_pool.npz; faces in which no face is found are dropped. kind "gan":
+    cfg.gan_pool G-Net samples; "blend": cfg.blend_pool blends a*x + (1-a)*y of two random training
+    faces, a uniform in [0.2, 0.8]."""
+    from faceattr.data.label import VIEWS
 
-    path = Path(cfg.out) / "gan_pool.npz"
-    key = json.dumps({"gnet": cfg.gnet, "n": cfg.gan_pool, "attrs": list(attrs), "seed": cfg.seed})
+    n = cfg.gan_pool if kind == "gan" else cfg.blend_pool
+    path = Path(cfg.out) / f"{kind}_pool.npz"
+    key = json.dumps({"kind": kind, "gnet": cfg.gnet if kind == "gan" else None, "n": n, "attrs": list(attrs),
+                      "seed": cfg.seed, "soft": cfg.soft_labels, "views": VIEWS,
+                      "train": len(train_set) if kind == "blend" else None})
     if path.exists():
         with np.load(path) as f:
             if str(f["key"]) == key:
                 return f["images"], f["labels"]
-    g = load_generator(cfg.gnet or None)
-    if g.resolution != cfg.resolution:
-        raise FaceattrError(f"--gnet makes {g.resolution} px faces but E-Net is trained at {cfg.resolution} px")
+    if kind == "gan":
+        from faceattr.generate import load_generator, sample
+
+        g = load_generator(cfg.gnet or None)
+        if g.resolution != cfg.resolution:
+            raise FaceattrError(f"--gnet makes {g.resolution} px faces but E-Net is trained at {cfg.resolution} px")
+        images = sample(g, n, seed=cfg.seed)
+    else:
+        rng = np.random.default_rng(cfg.seed)
+        pairs = rng.integers(0, len(train_set), (n, 2))
+        a = rng.uniform(0.2, 0.8, (n, 1, 1, 1)).astype(np.float32)
+        faces = train_set.images
+        images = np.concatenate([(a[i:i + 256] * faces[pairs[i:i + 256, 0]] + (1 - a[i:i + 256])
+                                  * faces[pairs[i:i + 256, 1]] + 0.5).astype(np.uint8) for i in range(0, n, 256)])
     if labeller is None:
         from faceattr.classifier import AttributeLabeller
 
-        labeller = AttributeLabeller(attrs)
-    images = sample(g, cfg.gan_pool, seed=cfg.seed)
+        labeller = AttributeLabeller(attrs, soft=cfg.soft_labels)
     labels, found = [], []
-    for i in tqdm(range(0, len(images), 256), desc="labelling G-Net samples", dynamic_ncols=True):
+    for i in tqdm(range(0, len(images), 256), desc=f"labelling the {kind} pool", dynamic_ncols=True):
         lab, ok = labeller(images[i:i + 256])
         labels.append(lab)
         found.append(ok)
     found = np.concatenate(found)
     images, labels = images[found], np.concatenate(labels)[found].astype(np.float32)
     if not len(images):
-        raise FaceattrError("the labeller found no face in any G-Net sample; check --gnet")
+        hint = "; check --gnet" if kind == "gan" else ""
+        raise FaceattrError(f"the labeller found no face in the {kind} pool{hint}")
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, images=images, labels=labels, key=key)
     return images, labels
+
+
+def lineage(init: str) -> list[dict]:
+    """The runs a chain of --init checkpoints went through, oldest first (command, epochs, test
+    accuracy), for the model card; [] without --init or when starting from a .safetensors."""
+    if not init or Path(init).suffix != ".pt":
+        return []
+    ckpt = runtime.load_checkpoint(init)
+    accuracy = {a: m["accuracy"] for a, m in (ckpt.get("test_metrics") or {}).items()}
+    return [*ckpt.get("lineage", []), {"command": ckpt["command"], "epochs": ckpt["epoch"],
+                                        "best_epoch": ckpt["best_epoch"] + 1, "test_accuracy": accuracy}]
 
 
 class Trainer:
@@ -169,8 +203,9 @@ class Trainer:
         parse_augment(cfg.augment)
         if cfg.schedule not in ("cosine", "step"):
             raise FaceattrError(f"unknown schedule {cfg.schedule!r}: use cosine or step")
-        if not 0 <= cfg.gan_mix < 1:
-            raise FaceattrError(f"--gan-mix must be in [0, 1), not {cfg.gan_mix}")
+        if not (0 <= cfg.gan_mix < 1 and 0 <= cfg.blend_mix < 1 and cfg.gan_mix + cfg.blend_mix < 1):
+            raise FaceattrError(f"--gan-mix and --blend-mix must be >= 0 with a sum below 1, not {cfg.gan_mix}, "
+                                f"{cfg.blend_mix}")
         if cfg.adv_eps < 0 or cfg.adv_steps < 1:
             raise FaceattrError("--adv-eps must be >= 0 and --adv-steps >= 1")
         if cfg.gnet and not cfg.gan_mix:
@@ -191,23 +226,38 @@ class Trainer:
         self.test_set = FaceDataset(cfg.data, cfg.resolution, "test", self.attrs)
         if not len(self.val_set):
             raise FaceattrError(f"{cfg.data} has an empty validation split: S23's stopping rule needs one")
+        self.targets = self.train_set.labels  # S22's targets; validation and test always use the 0/1 labels
+        if cfg.soft_labels:
+            from faceattr.data.label import read_soft_labels
+
+            self.targets = read_soft_labels(cfg.data, self.train_set.filenames, self.attrs)
 
         b = cfg.batch // self.dist.world  # per process
-        self.b_gan = round(b * cfg.gan_mix)
-        self.b_real = b - self.b_gan
+        self.b_pool = {kind: round(b * share) for kind, share in (("gan", cfg.gan_mix), ("blend", cfg.blend_mix))
+                       if round(b * share)}  # faces per process and step from each extra pool
+        self.b_real = b - sum(self.b_pool.values())
         self.steps_per_epoch = len(self.train_set) // (self.b_real * self.dist.world)
         if self.steps_per_epoch < 1:
             raise FaceattrError(f"--batch {cfg.batch} is larger than the training split ({len(self.train_set)})")
-        self.pool = None
-        if self.b_gan:
+        self.pools = {}
+        for kind in self.b_pool:  # made by rank 0, then read from its cache by the others
             if self.dist.main:
-                self.pool = gan_pool(cfg, self.attrs, labeller)
+                self.pools[kind] = labelled_pool(cfg, kind, self.attrs, labeller, self.train_set)
             self.dist.barrier()
-            self.pool = self.pool or gan_pool(cfg, self.attrs, labeller)
+            if kind not in self.pools:
+                self.pools[kind] = labelled_pool(cfg, kind, self.attrs, labeller, self.train_set)
 
         dev = self.dist.device
         runtime.seed_all(cfg.seed)  # the same initial weights in every process
         self.e = ENet(self.attrs, cfg.resolution, cfg.width).to(dev)
+        if cfg.init:
+            from faceattr.classifier import load_classifier
+
+            init = load_classifier(cfg.init)
+            if init.net_config() != self.e.net_config():
+                raise FaceattrError(f"--init {cfg.init} is an E-Net {init.net_config()}, not {self.e.net_config()}")
+            self.e.load_state_dict(init.state_dict())
+        self.lineage = lineage(cfg.init)  # read now: the init run may be gone by export time
         runtime.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own augmentations
         self.opt = torch.optim.SGD(self.e.parameters(), cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                    weight_decay=cfg.weight_decay)
@@ -221,19 +271,20 @@ class Trainer:
         if self.ckpt_path.exists():
             self.resume(runtime.load_checkpoint(self.ckpt_path))
         self.e_ddp = self.dist.wrap(self.e)  # after loading: every process starts from rank 0's weights
-        self._perm = (None, None)
+        self._perm = (None, None, None)
 
     # --- checkpoints: everything needed to continue exactly where we stopped ---
     def data_summary(self):
         return {"root": str(Path(self.cfg.data).resolve()), "attrs": self.attrs, "n_train": len(self.train_set),
                 "n_val": len(self.val_set), "n_test": len(self.test_set),
                 "train_positive_rate": dict(zip(self.attrs, self.train_set.labels.mean(0).tolist())),
-                "gan_pool": 0 if self.pool is None else len(self.pool[0])}
+                **{f"{kind}_pool": len(pool[0]) for kind, pool in self.pools.items()}}
 
     def state(self):
         return {
             "config": dataclasses.asdict(self.cfg), "net": self.e.net_config(), "data": self.data_summary(),
-            "command": self.command, "epoch": self.epoch, "k": self.k, "step": self.step, "history": self.history,
+            "command": self.command, "lineage": self.lineage, "epoch": self.epoch, "k": self.k, "step": self.step,
+            "history": self.history,
             "best_loss": self.best_loss, "best_epoch": self.best_epoch, "test_metrics": self.test_metrics,
             "E": self.e.state_dict(), "E_best": self.e_best, "opt": self.opt.state_dict(), "rng": runtime.rng_state(),
         }
@@ -241,9 +292,10 @@ class Trainer:
     def resume(self, s):
         if s["net"] != self.e.net_config():
             raise FaceattrError(f"{self.ckpt_path}: saved for E-Net {s['net']}, not {self.e.net_config()}")
-        if s["config"]["batch"] != self.cfg.batch or s["config"]["gan_mix"] != self.cfg.gan_mix:
-            raise FaceattrError(f"{self.ckpt_path}: saved with --batch {s['config']['batch']} --gan-mix "
-                                f"{s['config']['gan_mix']}; resume with the same")
+        same = ("batch", "gan_mix", "blend_mix")
+        if any(s["config"].get(k, 0.0) != getattr(self.cfg, k) for k in same):
+            raise FaceattrError(f"{self.ckpt_path}: saved with " + " ".join(
+                f"--{k.replace('_', '-')} {s['config'].get(k, 0.0)}" for k in same) + "; resume with the same")
         self.e.load_state_dict(s["E"])
         self.opt.load_state_dict(s["opt"])
         self.epoch, self.k, self.step, self.history = s["epoch"], s["k"], s["step"], s["history"]
@@ -258,21 +310,23 @@ class Trainer:
     # --- S21: the faces and labels of one step, the same on resume ---
     def batch(self):
         """This process's share of step k of the epoch: a slice of the epoch's permutation (the same
-        in every process, a function of seed and epoch), plus its share of G-Net samples."""
+        in every process, a function of seed and epoch), plus its share of each extra pool."""
         cfg, rank, world = self.cfg, self.dist.rank, self.dist.world
         if self._perm[0] != self.epoch:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.epoch)
-            pool_perm = torch.randperm(len(self.pool[0]), generator=gen) if self.pool is not None else None
-            self._perm = (self.epoch, (torch.randperm(len(self.train_set), generator=gen).numpy(), pool_perm))
-        perm, pool_perm = self._perm[1]
+            perm = torch.randperm(len(self.train_set), generator=gen).numpy()
+            self._perm = (self.epoch, perm, {kind: torch.randperm(len(pool[0]), generator=gen)
+                                             for kind, pool in self.pools.items()})
+        _, perm, pool_perms = self._perm
         lo = (self.k * world + rank) * self.b_real
         idx = np.sort(perm[lo:lo + self.b_real])  # sorted: one forward sweep over the memmap
-        x, y = self.train_set.batch(idx), torch.from_numpy(self.train_set.labels[idx])
-        if self.b_gan:
-            lo = (self.k * world + rank) * self.b_gan
-            j = pool_perm[torch.arange(lo, lo + self.b_gan) % len(pool_perm)].numpy()
-            x = torch.cat([x, torch.from_numpy(self.pool[0][j]).permute(0, 3, 1, 2)])
-            y = torch.cat([y, torch.from_numpy(self.pool[1][j])])
+        x, y = [self.train_set.batch(idx)], [torch.from_numpy(self.targets[idx])]
+        for kind, (images, labels) in self.pools.items():
+            b, order = self.b_pool[kind], pool_perms[kind]
+            j = order[torch.arange((self.k * world + rank) * b, (self.k * world + rank + 1) * b) % len(order)].numpy()
+            x.append(torch.from_numpy(images[j]).permute(0, 3, 1, 2))
+            y.append(torch.from_numpy(labels[j]))
+        x, y = torch.cat(x), torch.cat(y)
         return to_float(x).to(self.dist.device), y.to(self.dist.device)
 
     def lr(self):
@@ -286,10 +340,10 @@ class Trainer:
         cfg = self.cfg
         x, y = self.batch()
         x = augment(x, cfg.augment)
+        self.e.train()  # before the attack too: E-Net's eval mode averages mirror images
         if cfg.adv_eps:  # train on clean and attacked faces alike, in one pass
             x_adv = adversarial(self.e, x, y, cfg.adv_eps, cfg.adv_steps)
             x, y = torch.cat([x, x_adv]), torch.cat([y, y])
-        self.e.train()
         lr = self.lr()
         for group in self.opt.param_groups:
             group["lr"] = lr
