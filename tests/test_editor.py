@@ -99,7 +99,8 @@ class Brightness(torch.nn.Module):
 @pytest.mark.parametrize("target", [1, 0])
 def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
     """S33 "auto": per face the smallest gain of the ladder whose pasted result E-Net scores past
-    result_goal; the largest when none does; a fixed gain is used as it is."""
+    result_goal; when none does, the one E-Net scores highest (here, with a score rising with the
+    gain, the largest); a fixed gain is used as it is."""
     ed = editor.Editor(gnet=tiny_g(), enet=Brightness(), mask="head", transfer_blur=0.0, result_goal=0.99)
     sign = 1 if target else -1
     crops = np.full((3, R, R, 3), 128, np.uint8)

@@ -36,8 +36,8 @@ DEBUG_SIZE = 128  # side of each tile of the debug strip
 # (median SFace cosine input/output 0.88); over the head (hair too) and doubled, on 68% (0.47), with
 # colour fringes where G-Net's colours wobble; low-passed (sigma 1 GAN pixel) and tripled, on 75%
 # (0.53), without the fringes. A fixed gain is too much for some faces and too little for others,
-# hence "auto" (Editor._gains): with E-Net run enet7 the judge agreed on 87% at SFace 0.57, against
-# 79% at 0.50 with the gain fixed at 3. RESULT_GOAL 0.99 was picked on those photos and checked on
+# hence "auto" (Editor._gains): with E-Net run enet8 the judge agreed on 87% at SFace 0.58, against
+# 81% at 0.51 with the gain fixed at 3. RESULT_GOAL 0.99 was picked on those photos and checked on
 # 40 others (a second ORL photo of each person) in an offline sweep: 95% at 0.47 there.
 MASK, TRANSFER_BLUR = "head", 1.0
 TRANSFER_GAIN = "auto"
@@ -269,7 +269,9 @@ class Editor:
         less. So the change is pasted into the aligned crop (GAN resolution, this editor's mask, blur
         and grey rule) at each gain of GAIN_LADDER, and each face gets the smallest gain at which
         E-Net scores every edited attribute past the goal (`result_goal` to add, 1 - result_goal to
-        remove, moved `strength` of the way from the photo's own score as in S32); the largest if none."""
+        remove, moved `strength` of the way from the photo's own score as in S32). If no gain gets
+        there, the one at which E-Net sees the edit most: past some gain G-Net's own errors, amplified
+        too, make the result read less so (and look worse), so the largest is not the strongest."""
         n = len(crops)
         if not self.transfer or self.transfer_gain != "auto":
             return np.full(n, self.transfer_gain if self.transfer else 1.0, np.float32)
@@ -289,8 +291,8 @@ class Editor:
         goal = torch.where(t == 1, self.result_goal, 1 - self.result_goal)
         thresh = s0 + torch.as_tensor(strength, dtype=torch.float32, device=self.device).reshape(-1, 1) * (goal - s0)
         ok = torch.where(t == 1, s >= thresh, s <= thresh).all(-1)  # (k, n)
-        first = torch.where(ok.any(0), ok.float().argmax(0), k - 1)
-        return ladder[first].cpu().numpy()
+        strongest = torch.where(t == 1, s, 1 - s).sum(-1).argmax(0)  # (n,): where E-Net sees the edit most
+        return ladder[torch.where(ok.any(0), ok.float().argmax(0), strongest)].cpu().numpy()
 
     def _paste(self, canvas, photo, face, g1, g2, grey=False, gain=1.0) -> np.ndarray:
         """S33 into the photo: `canvas` (the photo, maybe with other faces already pasted) with this
