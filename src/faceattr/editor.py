@@ -276,23 +276,23 @@ class Editor:
         if not self.transfer or self.transfer_gain != "auto":
             return np.full(n, self.transfer_gain if self.transfer else 1.0, np.float32)
         x, a, b = (to_float(v).to(self.device) for v in (crops, g1, g2))
-        ladder = torch.tensor(GAIN_LADDER, device=self.device)
-        k = len(ladder)
-        cand = latent.transfer(x.repeat(k, 1, 1, 1), a.repeat(k, 1, 1, 1), b.repeat(k, 1, 1, 1),
-                               blur=self.transfer_blur, gain=ladder.repeat_interleave(n).view(-1, 1, 1, 1))
-        is_grey = torch.tensor(list(grey), device=self.device).repeat(k).view(-1, 1, 1, 1)
-        cand = torch.where(is_grey, latent.luminance(cand), cand)
+        is_grey = torch.tensor(list(grey), device=self.device).view(-1, 1, 1, 1)
         m = torch.from_numpy(align.face_mask(self.resolution, self.feather, self.mask)).to(self.device)
-        cand = x.repeat(k, 1, 1, 1) + m * (cand - x.repeat(k, 1, 1, 1))
         idx = [i for i, _ in goals]
+        s = []
+        for gain in GAIN_LADDER:  # one rung at a time: memory stays that of one batch of crops
+            cand = latent.transfer(x, a, b, blur=self.transfer_blur, gain=gain)
+            cand = x + m * (torch.where(is_grey, latent.luminance(cand), cand) - x)
+            s.append(torch.sigmoid(self.E(cand).float()[:, idx]))
+        s = torch.stack(s)  # (rungs, n, attributes)
         t = torch.tensor([g for _, g in goals], dtype=torch.float32, device=self.device)
         s0 = torch.sigmoid(self.E(x).float()[:, idx])
-        s = torch.sigmoid(torch.cat([self.E(c).float() for c in cand.split(256)])[:, idx]).view(k, n, -1)
         goal = torch.where(t == 1, self.result_goal, 1 - self.result_goal)
         thresh = s0 + torch.as_tensor(strength, dtype=torch.float32, device=self.device).reshape(-1, 1) * (goal - s0)
-        ok = torch.where(t == 1, s >= thresh, s <= thresh).all(-1)  # (k, n)
+        ok = torch.where(t == 1, s >= thresh, s <= thresh).all(-1)  # (rungs, n)
         strongest = torch.where(t == 1, s, 1 - s).sum(-1).argmax(0)  # (n,): where E-Net sees the edit most
-        return ladder[torch.where(ok.any(0), ok.float().argmax(0), strongest)].cpu().numpy()
+        rung = torch.where(ok.any(0), ok.float().argmax(0), strongest).cpu().numpy()
+        return np.asarray(GAIN_LADDER, np.float32)[rung]
 
     def _paste(self, canvas, photo, face, g1, g2, grey=False, gain=1.0) -> np.ndarray:
         """S33 into the photo: `canvas` (the photo, maybe with other faces already pasted) with this
