@@ -100,7 +100,6 @@ def load_classifier(path=None) -> ENet:
 def export_classifier(checkpoint, out) -> Path:
     """A finished run's checkpoint.pt -> shippable E-Net .safetensors (best-validation weights, fp16)
     with its model card (data, config, test metrics, command) in the metadata and beside it as .md."""
-    from faceattr.training.classifier import lineage
     from faceattr.training.runtime import load_checkpoint
 
     checkpoint, out = Path(checkpoint), Path(out)
@@ -110,7 +109,7 @@ def export_classifier(checkpoint, out) -> Path:
         raise FaceattrError(f"{checkpoint}: the run has not finished (no test metrics yet); resume it first")
     card = {"model": "E-Net attribute judge (patent S21-S23)", "data": ckpt["data"], "config": ckpt["config"],
             "command": ckpt["command"], "epochs_trained": ckpt["epoch"],
-            "trained_from": ckpt.get("lineage") or lineage(ckpt["config"].get("init", "")),
+            "trained_from": ckpt.get("lineage", []),
             "best_epoch": ckpt["best_epoch"] + 1, "test_metrics": ckpt["test_metrics"]}  # epochs 1-based; 0: none
     weights.save(e, out, "enet", e.net_config(), card=card)
     write_text(out.with_suffix(".md"), model_card_markdown(card))

@@ -197,7 +197,7 @@ def lineage(init: str) -> list[dict]:
 
 class Trainer:
     def __init__(self, cfg: ClassifierConfig, labeller=None):
-        """`labeller`: images -> (labels, found) for the G-Net pool; default the corpus labeller's judges."""
+        """`labeller`: images -> (labels, found) for the extra pools; default the corpus labeller's judges."""
         from faceattr.data.dataset import FaceDataset
 
         parse_augment(cfg.augment)
@@ -250,14 +250,6 @@ class Trainer:
         dev = self.dist.device
         runtime.seed_all(cfg.seed)  # the same initial weights in every process
         self.e = ENet(self.attrs, cfg.resolution, cfg.width).to(dev)
-        if cfg.init:
-            from faceattr.classifier import load_classifier
-
-            init = load_classifier(cfg.init)
-            if init.net_config() != self.e.net_config():
-                raise FaceattrError(f"--init {cfg.init} is an E-Net {init.net_config()}, not {self.e.net_config()}")
-            self.e.load_state_dict(init.state_dict())
-        self.lineage = lineage(cfg.init)  # read now: the init run may be gone by export time
         runtime.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own augmentations
         self.opt = torch.optim.SGD(self.e.parameters(), cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                    weight_decay=cfg.weight_decay)
@@ -267,9 +259,11 @@ class Trainer:
         self.epoch, self.k, self.step, self.history = 0, 0, 0, []
         self.best_loss, self.best_epoch, self.e_best = math.inf, -1, None  # None: no epoch validated yet
         self.test_metrics, self.command = None, shlex.join(["faceattr", *sys.argv[1:]])
-        self.ckpt_path = self.out / "checkpoint.pt"
+        self.ckpt_path, self.lineage = self.out / "checkpoint.pt", []
         if self.ckpt_path.exists():
             self.resume(runtime.load_checkpoint(self.ckpt_path))
+        elif cfg.init:
+            self.start_from(cfg.init)
         self.e_ddp = self.dist.wrap(self.e)  # after loading: every process starts from rank 0's weights
         self._perm = (None, None, None)
 
@@ -289,6 +283,17 @@ class Trainer:
             "E": self.e.state_dict(), "E_best": self.e_best, "opt": self.opt.state_dict(), "rng": runtime.rng_state(),
         }
 
+    def start_from(self, init):
+        """--init: another run's best weights (or exported ones); its chain of runs is kept for the model
+        card now, since that run may be gone by export time. A resumed run has both in its checkpoint."""
+        from faceattr.classifier import load_classifier
+
+        e = load_classifier(init)
+        if e.net_config() != self.e.net_config():
+            raise FaceattrError(f"--init {init} is an E-Net {e.net_config()}, not {self.e.net_config()}")
+        self.e.load_state_dict(e.state_dict())
+        self.lineage = lineage(init)
+
     def resume(self, s):
         if s["net"] != self.e.net_config():
             raise FaceattrError(f"{self.ckpt_path}: saved for E-Net {s['net']}, not {self.e.net_config()}")
@@ -300,6 +305,7 @@ class Trainer:
         self.opt.load_state_dict(s["opt"])
         self.epoch, self.k, self.step, self.history = s["epoch"], s["k"], s["step"], s["history"]
         self.best_loss, self.best_epoch, self.e_best = s["best_loss"], s["best_epoch"], s["E_best"]
+        self.lineage = s.get("lineage", [])
         self.command = s["command"]
         if self.dist.world == 1:  # RNG streams are per process; a changed world size starts fresh ones
             runtime.set_rng_state(s["rng"])
