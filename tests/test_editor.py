@@ -106,7 +106,7 @@ def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
     crops = np.full((3, R, R, 3), 128, np.uint8)
     g1 = np.full_like(crops, 128)
     g2 = np.stack([np.full((R, R, 3), 128 + sign * d, np.uint8) for d in (20, 40, 1)])  # the last: too weak
-    gains = ed._gains(crops, g1, g2, [(0, target)], 1.0, [False] * 3)
+    gains = ed._gains(crops, ed._scores(crops), g1, g2, [(0, target)], 1.0, [False] * 3)
     mask_mean = align.face_mask(R, ed.feather, "head").mean()
     logit_change = 20 * np.array([20, 40]) / 127.5 * mask_mean  # per unit of gain, on the mean pixel
     need = (np.log(0.99 / 0.01) - sign * 20 * (128 / 127.5 - 1)) / logit_change  # from the crop's own logit
@@ -115,7 +115,8 @@ def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
     np.testing.assert_allclose(gains, [*expect, ladder[-1]], rtol=1e-6)
     assert gains[1] < gains[0]  # a stronger change needs less gain
     fixed = editor.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain=2.5)
-    np.testing.assert_array_equal(fixed._gains(crops, g1, g2, [(0, target)], 1.0, [False] * 3), [2.5] * 3)
+    fixed_gains = fixed._gains(crops, fixed._scores(crops), g1, g2, [(0, target)], 1.0, [False] * 3)
+    np.testing.assert_array_equal(fixed_gains, [2.5] * 3)
     with pytest.raises(FaceattrError, match="gain"):
         editor.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain="strong")
 

@@ -222,7 +222,8 @@ class Editor:
         stage("S33")
         t_search, t = time.perf_counter() - t, time.perf_counter()
         g1, g2 = decode(self.G, z1), decode(self.G, z2)  # S33
-        gains = self._gains(crops, g1, g2, goals, strength, grey)
+        s_photo = self._scores(crops)
+        gains = self._gains(crops, s_photo, g1, g2, goals, strength, grey)
         t_decode = time.perf_counter() - t
 
         for k, (i, crop, secs) in enumerate(jobs):  # several faces of one photo paste one after another
@@ -232,7 +233,7 @@ class Editor:
             secs.update(invert=t_invert, search=t_search, decode=t_decode, paste=time.perf_counter() - t)
 
         edited = np.stack([align.align(results[i].image, c.face, self.resolution).crop for i, c, _ in jobs])
-        s = {"photo": self._scores(crops), "before": self._scores(g1), "after": self._scores(g2),
+        s = {"photo": s_photo, "before": self._scores(g1), "after": self._scores(g2),
              "result": self._scores(edited)}
         rows = {}
         for k, (i, crop, secs) in enumerate(jobs):
@@ -263,15 +264,16 @@ class Editor:
         return results
 
     @torch.no_grad()
-    def _gains(self, crops, g1, g2, goals, strength, grey) -> np.ndarray:
+    def _gains(self, crops, s_photo, g1, g2, goals, strength, grey) -> np.ndarray:
         """S33's gain on G(z2) - G(z1) per face, (N,). With transfer_gain "auto": S32 stopped once E-Net
         saw the attribute in G(z2), but what is handed back is the photo plus the change, which shows it
         less. So the change is pasted into the aligned crop (GAN resolution, this editor's mask, blur
         and grey rule) at each gain of GAIN_LADDER, and each face gets the smallest gain at which
         E-Net scores every edited attribute past the goal (`result_goal` to add, 1 - result_goal to
-        remove, moved `strength` of the way from the photo's own score as in S32). If no gain gets
-        there, the one at which E-Net sees the edit most: past some gain G-Net's own errors, amplified
-        too, make the result read less so (and look worse), so the largest is not the strongest."""
+        remove, moved `strength` of the way from the photo's own score, `s_photo` (N, A), as in S32).
+        If no gain gets there, the one at which E-Net sees the edit most: past some gain G-Net's own
+        errors, amplified too, make the result read less so (and look worse), so the largest is not
+        the strongest."""
         n = len(crops)
         if not self.transfer or self.transfer_gain != "auto":
             return np.full(n, self.transfer_gain if self.transfer else 1.0, np.float32)
@@ -281,18 +283,23 @@ class Editor:
         idx = [i for i, _ in goals]
         s = []
         for gain in GAIN_LADDER:  # one rung at a time: memory stays that of one batch of crops
-            cand = latent.transfer(x, a, b, blur=self.transfer_blur, gain=gain)
-            cand = x + m * (torch.where(is_grey, latent.luminance(cand), cand) - x)
+            cand = x + m * (self._transferred(x, a, b, gain, is_grey) - x)
             s.append(torch.sigmoid(self.E(cand).float()[:, idx]))
         s = torch.stack(s)  # (rungs, n, attributes)
         t = torch.tensor([g for _, g in goals], dtype=torch.float32, device=self.device)
-        s0 = torch.sigmoid(self.E(x).float()[:, idx])
+        s0 = torch.from_numpy(s_photo[:, idx]).to(self.device)
         goal = torch.where(t == 1, self.result_goal, 1 - self.result_goal)
         thresh = s0 + torch.as_tensor(strength, dtype=torch.float32, device=self.device).reshape(-1, 1) * (goal - s0)
         ok = torch.where(t == 1, s >= thresh, s <= thresh).all(-1)  # (rungs, n)
         strongest = torch.where(t == 1, s, 1 - s).sum(-1).argmax(0)  # (n,): where E-Net sees the edit most
         rung = torch.where(ok.any(0), ok.float().argmax(0), strongest).cpu().numpy()
         return np.asarray(GAIN_LADDER, np.float32)[rung]
+
+    def _transferred(self, original, g1, g2, gain, grey):
+        """latent.transfer with this editor's blur, then the grey value only where `grey` (a bool tensor
+        broadcast over (B, 3, H, W)): G-Net draws in colour, a grey photo has none."""
+        edited = latent.transfer(original, g1, g2, blur=self.transfer_blur, gain=gain)
+        return torch.where(grey, latent.luminance(edited), edited)
 
     def _paste(self, canvas, photo, face, g1, g2, grey=False, gain=1.0) -> np.ndarray:
         """S33 into the photo: `canvas` (the photo, maybe with other faces already pasted) with this
@@ -302,9 +309,8 @@ class Editor:
         size = big.crop.shape[0]
         mask = align.face_mask(size, self.feather, self.mask)
         if self.transfer:  # the photo's pixels plus the change G(z2) - G(z1)
-            edited = latent.transfer(to_float(big.crop[None]), to_float(g1[None]), to_float(g2[None]),
-                                     blur=self.transfer_blur, gain=float(gain))
-            edited = latent.luminance(edited) if grey else edited
+            edited = self._transferred(to_float(big.crop[None]), to_float(g1[None]), to_float(g2[None]), float(gain),
+                                       torch.tensor(bool(grey)))
             edited = ((edited[0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.float32)  # not rounded
             return align.paste_back(canvas, edited, big.matrix, mask=mask, reference_crop=big.crop)
         # the patent's S33: G(z2) itself, colour-matched to the photo through G(z1)
