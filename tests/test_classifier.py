@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from faceattr import weights
-from faceattr.classifier import ENet, export_classifier, load_classifier
+from faceattr.classifier import ENet, export_classifier, load_classifier, widen
 from faceattr.cli import main
 from faceattr.data import label
 from faceattr.data.celeba import write_attrs, write_partition
@@ -94,6 +94,25 @@ def test_enet_shapes_batch_independence_and_smooth_gradient():
         e(torch.zeros(1, 3, 32, 32))
     with pytest.raises(FaceattrError):
         e.index("C")
+
+
+def test_widen_keeps_the_logits_and_lets_the_copies_learn_apart():
+    torch.manual_seed(0)
+    e = ENet(["A", "B"], RES, WIDTH)
+    for m in e.modules():  # non-trivial GroupNorm affine, so a split group would show
+        if isinstance(m, torch.nn.GroupNorm):
+            m.weight.data.normal_(1, 0.3), m.bias.data.normal_(0, 0.3)
+    x = torch.rand(6, 3, RES, RES) * 2 - 1
+    for factor in (2, 4):
+        wide = widen(e, factor * WIDTH, torch.Generator().manual_seed(factor))
+        assert wide.width == factor * WIDTH
+        assert wide.trunk[0].weight.shape[0] == factor * e.trunk[0].weight.shape[0]
+        torch.testing.assert_close(wide.eval()(x), e.eval()(x), atol=1e-5, rtol=1e-4)
+    wide.train()(x).sum().backward()
+    g = wide.trunk[0].weight.grad  # the first conv's output channels 0..3 are copies of one channel
+    assert torch.equal(wide.trunk[0].weight[0], wide.trunk[0].weight[1]) and not torch.allclose(g[0], g[1])
+    with pytest.raises(FaceattrError, match="widen"):
+        widen(e, 3 * WIDTH // 2)
 
 
 def test_augment_keeps_range_and_shape():
@@ -220,8 +239,15 @@ def test_soft_labels_and_init_from_a_run(judged_corpus, tmp_path):
         (run,) = json.loads(f.metadata()["card"])["trained_from"]
     assert run["epochs"] == 2 and set(run["test_accuracy"]) == {"Male", "Smiling"}
     assert "Started from the weights of" in path.with_suffix(".md").read_text()
+    wide = Trainer(config(judged_corpus, tmp_path / "c", attrs=("Male", "Smiling"), width=2 * WIDTH,
+                          init=str(tmp_path / "a" / "checkpoint.pt")))  # widened: same logits, more channels
+    assert wide.e.width == 2 * WIDTH
+    faces = torch.from_numpy(wide.val_set.images[:8]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(wide.e.eval()(faces), load_classifier(tmp_path / "a" / "checkpoint.pt")(faces),
+                                   atol=1e-5, rtol=1e-4)
     with pytest.raises(FaceattrError, match="--init"):
-        Trainer(config(judged_corpus, tmp_path / "c", attrs=("Male", "Smiling"), width=2 * WIDTH,
+        Trainer(config(judged_corpus, tmp_path / "e", attrs=("Male", "Smiling"), width=WIDTH // 2,
                        init=str(tmp_path / "a" / "checkpoint.pt")))
     (judged_corpus / label.RAW_NAME).unlink()
     with pytest.raises(FaceattrError, match="faceattr data label"):

@@ -85,6 +85,34 @@ class ENet(nn.Module):
         return {k: getattr(self, k) for k in ENET_KEYS}
 
 
+@torch.no_grad()
+def widen(e: ENet, width: int, generator: torch.Generator | None = None) -> ENet:
+    """A copy of `e` at a larger `width` that computes the same logits (Net2WiderNet, Chen et al. 2016),
+    so a trained E-Net can grow instead of starting again. Each channel becomes r adjacent copies: the
+    copies of one GroupNorm group stay in one group, so its statistics do not change. A copy's outgoing
+    weights are a random share of the original's (shares sum to 1): the function is unchanged while
+    the copies get different gradients and can learn different features."""
+    wide = ENet(e.attr_names, e.resolution, width)
+    r_in = 1
+    for old, new in zip([*e.trunk, e.heads], [*wide.trunk, wide.heads]):
+        if not isinstance(old, (nn.Conv2d, nn.GroupNorm, nn.Linear)):
+            continue
+        w_old = old.weight
+        r_out = 1 if isinstance(old, nn.Linear) else new.weight.shape[0] // w_old.shape[0]
+        if isinstance(old, nn.GroupNorm):
+            new.weight.copy_(w_old.repeat_interleave(r_in)), new.bias.copy_(old.bias.repeat_interleave(r_in))
+            continue
+        if new.weight.shape[0] != r_out * w_old.shape[0] or new.weight.shape[1] != r_in * w_old.shape[1]:
+            raise FaceattrError(f"cannot widen E-Net width {e.width} to {width}: channel counts are not multiples")
+        share = 1 / r_in + torch.randn(w_old.shape[0], w_old.shape[1], r_in, generator=generator) * 0.25 / r_in
+        share += 1 / r_in - share.mean(dim=2, keepdim=True)  # shares of each original weight sum to 1
+        w = w_old.unsqueeze(2) * share.view(*share.shape, *[1] * (w_old.dim() - 2))  # (out, in, r_in, kernel...)
+        new.weight.copy_(w.flatten(1, 2).repeat_interleave(r_out, dim=0))
+        new.bias.copy_(old.bias.repeat_interleave(r_out))
+        r_in = r_out
+    return wide
+
+
 def load_classifier(path=None) -> ENet:
     """E-Net in eval mode with gradients off: the shipped one (default), a run's checkpoint.pt (its
     best-validation weights, S23; the latest before the first validation) or an exported .safetensors."""

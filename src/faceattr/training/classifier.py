@@ -285,10 +285,13 @@ class Trainer:
 
     def start_from(self, init):
         """--init: another run's best weights (or exported ones); its chain of runs is kept for the model
-        card now, since that run may be gone by export time. A resumed run has both in its checkpoint."""
-        from faceattr.classifier import load_classifier
+        card now, since that run may be gone by export time. A resumed run has both in its checkpoint.
+        A narrower E-Net is widened to --width first, computing the same logits (`classifier.widen`)."""
+        from faceattr.classifier import load_classifier, widen
 
         e = load_classifier(init)
+        if e.width < self.e.width and {**e.net_config(), "width": self.e.width} == self.e.net_config():
+            e = widen(e, self.e.width, torch.Generator().manual_seed(self.cfg.seed))
         if e.net_config() != self.e.net_config():
             raise FaceattrError(f"--init {init} is an E-Net {e.net_config()}, not {self.e.net_config()}")
         self.e.load_state_dict(e.state_dict())
