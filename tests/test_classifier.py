@@ -19,7 +19,7 @@ from faceattr.errors import FaceattrError
 from faceattr.generate import load_generator
 from faceattr.metrics.fooling import fooling_rates
 from faceattr.networks import Generator
-from faceattr.training.classifier import ClassifierConfig, Trainer, augment, train
+from faceattr.training.classifier import ClassifierConfig, Trainer, augment, predict, train
 
 RES, WIDTH = 16, 256
 
@@ -242,10 +242,10 @@ def test_soft_labels_and_init_from_a_run(judged_corpus, tmp_path):
     wide = Trainer(config(judged_corpus, tmp_path / "c", attrs=("Male", "Smiling"), width=2 * WIDTH,
                           init=str(tmp_path / "a" / "checkpoint.pt")))  # widened: same logits, more channels
     assert wide.e.width == 2 * WIDTH
-    faces = torch.from_numpy(wide.val_set.images[:8]).permute(0, 3, 1, 2).float() / 127.5 - 1
-    with torch.no_grad():
-        torch.testing.assert_close(wide.e.eval()(faces), load_classifier(tmp_path / "a" / "checkpoint.pt")(faces),
-                                   atol=1e-5, rtol=1e-4)
+    faces = wide.val_set.images[:8]
+    torch.testing.assert_close(predict(wide.e, faces, "cpu"),
+                               predict(load_classifier(tmp_path / "a" / "checkpoint.pt"), faces, "cpu"),
+                               atol=1e-5, rtol=1e-4)
     with pytest.raises(FaceattrError, match="--init"):
         Trainer(config(judged_corpus, tmp_path / "e", attrs=("Male", "Smiling"), width=WIDTH // 2,
                        init=str(tmp_path / "a" / "checkpoint.pt")))

@@ -98,10 +98,10 @@ def widen(e: ENet, width: int, generator: torch.Generator | None = None) -> ENet
         if not isinstance(old, (nn.Conv2d, nn.GroupNorm, nn.Linear)):
             continue
         w_old = old.weight
-        r_out = 1 if isinstance(old, nn.Linear) else new.weight.shape[0] // w_old.shape[0]
-        if isinstance(old, nn.GroupNorm):
+        if isinstance(old, nn.GroupNorm):  # normalises the copies the conv before it made
             new.weight.copy_(w_old.repeat_interleave(r_in)), new.bias.copy_(old.bias.repeat_interleave(r_in))
             continue
+        r_out = 1 if isinstance(old, nn.Linear) else new.weight.shape[0] // w_old.shape[0]
         if new.weight.shape[0] != r_out * w_old.shape[0] or new.weight.shape[1] != r_in * w_old.shape[1]:
             raise FaceattrError(f"cannot widen E-Net width {e.width} to {width}: channel counts are not multiples")
         share = 1 / r_in + torch.randn(w_old.shape[0], w_old.shape[1], r_in, generator=generator) * 0.25 / r_in
