@@ -19,7 +19,7 @@ from faceattr.errors import FaceattrError
 from faceattr.generate import load_generator
 from faceattr.metrics.fooling import fooling_rates
 from faceattr.networks import Generator
-from faceattr.training.classifier import ClassifierConfig, Trainer, augment, predict, train
+from faceattr.training.classifier import ClassifierConfig, Trainer, augment, evaluate, predict, train
 
 RES, WIDTH = 16, 256
 
@@ -148,15 +148,19 @@ def test_one_attribute_with_step_schedule_and_early_stop(labelled_corpus, tmp_pa
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, tiny_gnet, tmp_path):
-    """Mid-epoch interruption, every robustness option on: weights, best weights and history match exactly."""
+    """Mid-epoch interruption, every option on: weights, their average, best weights and history match exactly."""
     kw = dict(augment="flip,color,translation,cutout,blur,noise", adv_eps=0.03, adv_steps=2, gan_mix=0.25,
-              gnet=str(tiny_gnet), gan_pool=40, blend_mix=0.15, blend_pool=30, max_epochs=2, ckpt_steps=4)
+              gnet=str(tiny_gnet), gan_pool=40, blend_mix=0.15, blend_pool=30, max_epochs=2, ckpt_steps=4,
+              ema_kimg=0.05)
     straight = Trainer(config(labelled_corpus, tmp_path / "a", **kw), labeller=brightness_labeller)
     assert straight.b_pool == {"gan": 5, "blend": 3} and straight.steps_per_epoch == 100 // 12
     assert {k: len(v[0]) for k, v in straight.pools.items()} == {"gan": 40, "blend": 30}
     blends, labels = straight.pools["blend"]
     np.testing.assert_array_equal(labels, brightness_labeller(blends)[0])  # labelled as the blend looks
     straight.run()
+    # the weight average, not the last weights, is what S23 validates and keeps
+    averaged = evaluate(straight.e_ema, straight.val_set, straight.dist.device)[0]
+    assert straight.history[-1]["val_loss"] == averaged != evaluate(straight.e, straight.val_set, "cpu")[0]
 
     broken = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=brightness_labeller)
     step = broken.train_step
@@ -173,7 +177,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, ti
     resumed = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=None)  # the cached pool is reused
     assert (resumed.step, resumed.epoch, resumed.k) == (8, 1, 0)
     resumed.run()
-    for a, b in ((straight.e.state_dict(), resumed.e.state_dict()), (straight.e_best, resumed.e_best)):
+    for a, b in ((straight.e.state_dict(), resumed.e.state_dict()), (straight.e_best, resumed.e_best),
+                 (straight.e_ema.state_dict(), resumed.e_ema.state_dict())):
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
     assert straight.history == resumed.history

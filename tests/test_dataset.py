@@ -31,7 +31,8 @@ def make_celeba(root, n=6, attrs=True, partition=True, ext="png"):
         Image.fromarray(banded()).save(img_dir / name)
     values = np.where(np.arange(n * len(ATTRS)).reshape(n, -1) % 2 == 0, 1, -1)
     if attrs:
-        lines = [str(n), " ".join(ATTRS)] + [f"{nm} " + " ".join(f"{v:2d}" for v in row) for nm, row in zip(names, values)]
+        rows = [f"{nm} " + " ".join(f"{v:2d}" for v in row) for nm, row in zip(names, values)]
+        lines = [str(n), " ".join(ATTRS), *rows]
         (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
     if partition:
         (root / "list_eval_partition.txt").write_text("".join(f"{nm} {i % 3}\n" for i, nm in enumerate(names)))
@@ -78,7 +79,8 @@ def test_square_images_only_resized_and_batch(tmp_path):
         Image.fromarray(a).save(tmp_path / f"f{i}.png")
     d = FaceDataset(tmp_path, resolution=64, split="all")
     assert d.images.shape == (5, 64, 64, 3) and d.labels is None
-    np.testing.assert_array_equal(d.images[d.filenames.index("f2.png"), :, :28], np.broadcast_to(np.array([20, 200, 30], np.uint8), (64, 28, 3)))
+    green = np.broadcast_to(np.array([20, 200, 30], np.uint8), (64, 28, 3))
+    np.testing.assert_array_equal(d.images[d.filenames.index("f2.png"), :, :28], green)
     b = d.batch(np.array([3, 1, 3]))
     assert b.shape == (3, 3, 64, 64) and b.dtype == torch.uint8
     assert torch.equal(b[1], d[1][0]) and torch.equal(b[0], b[2])

@@ -95,8 +95,8 @@ def test_export_and_sample_are_deterministic(tiny_corpus, tmp_path):
     assert a.shape == (3, 16, 16, 3) and a.dtype.name == "uint8" and (a == b).all()
     assert not (a == sample(g, 3, seed=8)).all()
     out = tmp_path / "grid.png"
-    r = subprocess.run([sys.executable, "-m", "faceattr", "sample", "-n", "4", "--checkpoint", str(path), "-o", str(out)],
-                       capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "faceattr", "sample", "-n", "4", "--checkpoint", str(path), "-o", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0 and out.exists(), r.stderr
     r = subprocess.run([sys.executable, "-m", "faceattr", "sample", "--checkpoint", str(tmp_path / "none.safetensors"),
                         "-o", str(tmp_path / "g2.png")], capture_output=True, text=True)

@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="faceattr", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="build and label the face corpus").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="build and label the face corpus")
+    data = data.add_subparsers(dest="data_command", required=True)
     s = data.add_parser("synth", help="generate the default corpus with MobileStyleGAN (random-face weights)")
     s.add_argument("--out", type=Path, required=True, help="corpus folder (CelebA layout)")
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9999"), help="e.g. 0-9999")
@@ -182,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unpack these seeds from a prebuilt cache (tar shards) instead of generating")
     s.set_defaults(func=cmd_data_synth)
     s = data.add_parser("label", help="label Male / Young / Smiling with offline judges; write CelebA files")
-    s.add_argument("root", type=Path)
+    s.add_argument("root", type=Path, help="corpus folder (CelebA layout); only images not yet judged are read")
     s.add_argument("--sheets", type=Path, help="also write contact sheets per attribute to this folder")
     s.set_defaults(func=cmd_data_label)
 

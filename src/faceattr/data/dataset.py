@@ -13,8 +13,8 @@ crop rule and every file's (name, size, mtime, split), so any change rebuilds it
 Crop: square images (our FFHQ-aligned corpus) are only resized; any other shape gets a centred square
 crop, which for CelebA's 178x218 aligned faces is the box (0, 20, 178, 198) -- the same as
 torchvision CenterCrop(178) used by StarGAN-style CelebA attribute editors: whole face plus hair, chin
-kept. (Tighter 108/128/140 crops, e.g. DCGAN's or the 128 box centred on (89, 121) of PGGAN-style tools, cut the hair and the
-jaw, which several attributes live in.)
+kept. (Tighter 108/128/140 crops, e.g. DCGAN's or the 128 box centred on (89, 121) of PGGAN-style
+tools, cut the hair and the jaw, which several attributes live in.)
 Resize: Pillow LANCZOS. Pillow widens the kernel by the scale factor when downscaling, so it
 antialiases like area averaging but stays sharper than BOX; it is what the StyleGAN dataset tools use.
 """
@@ -231,7 +231,8 @@ class FaceDataset(torch.utils.data.Dataset):
         try:
             cache_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise FaceattrError(f"cannot create the image cache folder {cache_dir} ({e}); choose another cache_dir") from None
+            raise FaceattrError(f"cannot create the image cache folder {cache_dir} ({e}); "
+                                "choose another cache_dir") from None
         stem = _cache_stem(folder, items, resolution)
         npy, meta = cache_dir / f"{stem}.npy", cache_dir / f"{stem}.json"
         try:  # reuse: the .json is written after the .npy, so its presence marks a complete cache

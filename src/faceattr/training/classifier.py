@@ -13,7 +13,8 @@ Beyond the patent, for an E-Net that an edit (S32) cannot fool, each switchable:
 own judges (a pool labelled once, cached in the run folder), the same for blends of two training
 faces (mixup whose labels are the labeller's reading of the blend, not a mix of the two labels: more
 faces near the labeller's decision boundary, where E-Net errs most), and adversarial training (FGSM/PGD on the
-input). Runs as one process or under `torchrun --nproc_per_node N` (DistributedDataParallel).
+input), and an exponential moving average of the weights (as for G-Net), which is what is then
+validated, kept and exported. Runs as one process or under `torchrun --nproc_per_node N` (DistributedDataParallel).
 Exact resume from OUT/checkpoint.pt, saved atomically every `ckpt_steps` steps and every epoch.
 """
 
@@ -72,6 +73,7 @@ class ClassifierConfig:
     blend_pool: int = 10000  # blends to make and label once (cached in OUT/blend_pool.npz)
     adv_eps: float = 0.0  # adversarial training: L-inf radius in [-1, 1] pixel units (0.03 ~ 4/255); 0 disables
     adv_steps: int = 1  # 1 = FGSM, more = PGD with a random start
+    ema_kimg: float = 0.0  # half-life of a moving average of the weights, in thousands of images; 0 disables
     bf16: bool = True  # autocast the forward pass (1.3x on this CPU; GroupNorm and the loss stay fp32)
     seed: int = 0
 
@@ -260,10 +262,11 @@ class Trainer:
         self.best_loss, self.best_epoch, self.e_best = math.inf, -1, None  # None: no epoch validated yet
         self.test_metrics, self.command = None, shlex.join(["faceattr", *sys.argv[1:]])
         self.ckpt_path, self.lineage = self.out / "checkpoint.pt", []
+        if cfg.init and not self.ckpt_path.exists():
+            self.start_from(cfg.init)
+        self.e_ema = copy.deepcopy(self.e).requires_grad_(False) if cfg.ema_kimg else None
         if self.ckpt_path.exists():
             self.resume(runtime.load_checkpoint(self.ckpt_path))
-        elif cfg.init:
-            self.start_from(cfg.init)
         self.e_ddp = self.dist.wrap(self.e)  # after loading: every process starts from rank 0's weights
         self._perm = (None, None, None)
 
@@ -280,7 +283,8 @@ class Trainer:
             "command": self.command, "lineage": self.lineage, "epoch": self.epoch, "k": self.k, "step": self.step,
             "history": self.history,
             "best_loss": self.best_loss, "best_epoch": self.best_epoch, "test_metrics": self.test_metrics,
-            "E": self.e.state_dict(), "E_best": self.e_best, "opt": self.opt.state_dict(), "rng": runtime.rng_state(),
+            "E": self.e.state_dict(), "E_ema": self.e_ema and self.e_ema.state_dict(), "E_best": self.e_best,
+            "opt": self.opt.state_dict(), "rng": runtime.rng_state(),
         }
 
     def start_from(self, init):
@@ -305,6 +309,8 @@ class Trainer:
             raise FaceattrError(f"{self.ckpt_path}: saved with " + " ".join(
                 f"--{k.replace('_', '-')} {s['config'].get(k, 0.0)}" for k in same) + "; resume with the same")
         self.e.load_state_dict(s["E"])
+        if self.e_ema is not None:
+            self.e_ema.load_state_dict(s.get("E_ema") or s["E"])
         self.opt.load_state_dict(s["opt"])
         self.epoch, self.k, self.step, self.history = s["epoch"], s["k"], s["step"], s["history"]
         self.best_loss, self.best_epoch, self.e_best = s["best_loss"], s["best_epoch"], s["E_best"]
@@ -362,21 +368,24 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        if self.e_ema is not None:
+            runtime.update_ema(self.e_ema, self.e, 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000)))
         self.step += 1
         self.k += 1
         return {"loss": loss.item(), "lr": lr}
 
     # --- S23 ---
     def end_epoch(self, log):
-        """Rank 0: validation loss and metrics, keep the best weights, checkpoint."""
-        val_loss, val = evaluate(self.e, self.val_set, self.dist.device)
+        """Rank 0: validation loss and metrics, keep the best weights (the average, with --ema-kimg), checkpoint."""
+        e = self.e if self.e_ema is None else self.e_ema
+        val_loss, val = evaluate(e, self.val_set, self.dist.device)
         row = {"epoch": self.epoch + 1, "val_loss": val_loss,
                **{f"val_{k}_{a}": m[k] for a, m in val.items() for k in ("accuracy", "roc_auc", "ece")}}
         self.history.append(row)
         log.log(self.step, **row)
         if val_loss < self.best_loss:
             self.best_loss, self.best_epoch = val_loss, self.epoch
-            self.e_best = copy.deepcopy(self.e.state_dict())
+            self.e_best = copy.deepcopy(e.state_dict())
         self.epoch, self.k = self.epoch + 1, 0
         self.save()
         return row
@@ -419,7 +428,7 @@ class Trainer:
 
     def test(self, log):
         """Best-validation weights (current ones if no epoch ended) on the test split -> OUT/test_metrics.json."""
-        e = copy.deepcopy(self.e)
+        e = copy.deepcopy(self.e if self.e_ema is None else self.e_ema)
         if self.e_best is not None:
             e.load_state_dict(self.e_best)
         _, metrics = evaluate(e, self.test_set, self.dist.device)

@@ -81,12 +81,6 @@ def g_loss(fake_logits, kind):
 
 
 @torch.no_grad()
-def update_ema(ema, model, beta):
-    for pe, p in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(p.detach(), 1 - beta)
-
-
-@torch.no_grad()
 def d_accuracy(d, g, real_u8, z, device):
     """S14's question, on data D never trained on: how often D still tells held-out real from fresh fake."""
     d.eval()  # spectral norm must not take a power-iteration step here
@@ -225,7 +219,7 @@ class Trainer:
         self.step += 1
         self.nimg += cfg.batch
         ema_nimg = min(cfg.ema_kimg * 1000, self.nimg * 0.05)  # ramp up: early G changes fast
-        update_ema(self.g_ema, self.g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+        runtime.update_ema(self.g_ema, self.g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()}
 
     def run(self):

@@ -12,6 +12,13 @@ import torch.distributed as dist
 from faceattr.fileio import atomic_path
 
 
+@torch.no_grad()
+def update_ema(ema, model, beta):
+    """ema <- beta * ema + (1 - beta) * model, parameter by parameter."""
+    for pe, p in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(p.detach(), 1 - beta)
+
+
 class Dist:
     """The process's place in a torchrun job (a single process is rank 0 of 1).
 
@@ -28,7 +35,8 @@ class Dist:
         else:
             self.device = torch.device("cpu")
             if self.world > 1:  # share the cores instead of oversubscribing them
-                torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", self.world))))
+                local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
+                torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
 
