@@ -115,14 +115,16 @@ def widen(e: ENet, width: int, generator: torch.Generator | None = None) -> ENet
 
 def load_classifier(path=None) -> ENet:
     """E-Net in eval mode with gradients off: the shipped one (default), a run's checkpoint.pt (its
-    best-validation weights, S23; the latest before the first validation) or an exported .safetensors."""
+    best-validation weights, S23; the latest, or their average with --ema-kimg, before the first validation)
+    or an exported .safetensors."""
     if path is None:
         try:
             path = weights.shipped_path("enet")
         except FaceattrError:
             raise FaceattrError("no E-Net is shipped yet: train one (`faceattr train classifier`) and pass its "
                                 "checkpoint.pt or exported .safetensors") from None
-    return weights.load_network(ENet, path, "enet", lambda ckpt: (ckpt["E_best"] or ckpt["E"], ckpt["net"]))
+    return weights.load_network(ENet, path, "enet",
+                                lambda ckpt: (ckpt["E_best"] or ckpt.get("E_ema") or ckpt["E"], ckpt["net"]))
 
 
 def export_classifier(checkpoint, out) -> Path:
