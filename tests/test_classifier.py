@@ -159,7 +159,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, ti
     np.testing.assert_array_equal(labels, brightness_labeller(blends)[0])  # labelled as the blend looks
     straight.run()
     # the weight average, not the last weights, is what S23 validates and keeps
-    averaged = evaluate(straight.e_ema, straight.val_set, straight.dist.device)[0]
+    assert straight.e_judged is straight.e_ema
+    averaged = evaluate(straight.e_ema, straight.val_set, "cpu")[0]
     assert straight.history[-1]["val_loss"] == averaged != evaluate(straight.e, straight.val_set, "cpu")[0]
 
     broken = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=brightness_labeller)

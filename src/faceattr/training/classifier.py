@@ -322,6 +322,11 @@ class Trainer:
     def save(self):
         runtime.save_checkpoint(self.ckpt_path, self.state())
 
+    @property
+    def e_judged(self):
+        """The E-Net that S23 validates, keeps and tests: the weight average with --ema-kimg, else the weights."""
+        return self.e if self.e_ema is None else self.e_ema
+
     # --- S21: the faces and labels of one step, the same on resume ---
     def batch(self):
         """This process's share of step k of the epoch: a slice of the epoch's permutation (the same
@@ -377,7 +382,7 @@ class Trainer:
     # --- S23 ---
     def end_epoch(self, log):
         """Rank 0: validation loss and metrics, keep the best weights (the average, with --ema-kimg), checkpoint."""
-        e = self.e if self.e_ema is None else self.e_ema
+        e = self.e_judged
         val_loss, val = evaluate(e, self.val_set, self.dist.device)
         row = {"epoch": self.epoch + 1, "val_loss": val_loss,
                **{f"val_{k}_{a}": m[k] for a, m in val.items() for k in ("accuracy", "roc_auc", "ece")}}
@@ -428,7 +433,7 @@ class Trainer:
 
     def test(self, log):
         """Best-validation weights (current ones if no epoch ended) on the test split -> OUT/test_metrics.json."""
-        e = copy.deepcopy(self.e if self.e_ema is None else self.e_ema)
+        e = copy.deepcopy(self.e_judged)
         if self.e_best is not None:
             e.load_state_dict(self.e_best)
         _, metrics = evaluate(e, self.test_set, self.dist.device)
