@@ -157,9 +157,11 @@ def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, ti
     assert {k: len(v[0]) for k, v in straight.pools.items()} == {"gan": 40, "blend": 30}
     blends, labels = straight.pools["blend"]
     np.testing.assert_array_equal(labels, brightness_labeller(blends)[0])  # labelled as the blend looks
+    start = {k: v.clone() for k, v in straight.e_ema.state_dict().items()}
     straight.run()
-    # the weight average, not the last weights, is what S23 validates and keeps
+    # the weight average, not the last weights, is what S23 validates and keeps; it follows the training
     assert straight.e_judged is straight.e_ema
+    assert all(not torch.equal(v, start[k]) for k, v in straight.e_ema.state_dict().items())
     averaged = evaluate(straight.e_ema, straight.val_set, "cpu")[0]
     assert straight.history[-1]["val_loss"] == averaged != evaluate(straight.e, straight.val_set, "cpu")[0]
 
@@ -175,6 +177,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, ti
     with pytest.raises(KeyboardInterrupt):
         broken.run()
     assert (tmp_path / "b" / "gan_pool.npz").exists() and (tmp_path / "b" / "blend_pool.npz").exists()
+    with pytest.raises(FaceattrError, match="--ema-kimg 0.05; resume with the same"):  # S23 would judge other weights
+        Trainer(config(labelled_corpus, tmp_path / "b", **{**kw, "ema_kimg": 0.0}), labeller=None)
     resumed = Trainer(config(labelled_corpus, tmp_path / "b", **kw), labeller=None)  # the cached pool is reused
     assert (resumed.step, resumed.epoch, resumed.k) == (8, 1, 0)
     resumed.run()
