@@ -217,6 +217,31 @@ def test_export_and_load_round_trip(labelled_corpus, tmp_path, monkeypatch):
         load_classifier(tmp_path / "x.safetensors")
 
 
+def test_export_of_several_runs_makes_one_group(labelled_corpus, tmp_path, capsys):
+    """Several runs -> one E-Net group: each attribute judged by the first run that judges it, with that
+    run's logits; the card keeps every run's own card and test figures."""
+    train(config(labelled_corpus, tmp_path / "both", max_epochs=1))
+    train(config(labelled_corpus, tmp_path / "bright", attrs=("Bright",), max_epochs=1, seed=1))
+    both, bright = (tmp_path / r / "checkpoint.pt" for r in ("both", "bright"))
+    out = tmp_path / "enet.safetensors"
+    main(["export", "classifier", str(bright), str(both), "-o", str(out)])
+    g = load_classifier(out)
+    assert g.attr_names == ["Bright", "Top"] and g.index("Top") == 1 and not g.training
+    x = torch.rand(4, 3, RES, RES) * 2 - 1
+    want = torch.stack([load_classifier(bright)(x)[:, 0], load_classifier(both)(x)[:, 0]], 1)
+    torch.testing.assert_close(g(x), want, rtol=0, atol=2e-2)  # fp16 weights
+    torch.testing.assert_close(g.score(x, "Top"), torch.sigmoid(want[:, 1]), rtol=0, atol=1e-2)
+    with safe_open(str(out), "pt") as f:
+        card = json.loads(f.metadata()["card"])
+    assert [list(m["test_metrics"]) for m in card["members"]] == [["Bright"], ["Top"]]
+    assert card["test_metrics"]["Bright"] == card["members"][0]["test_metrics"]["Bright"]
+    assert out.with_suffix(".md").read_text().count("### Test split") == 2
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "classifier", str(both), str(bright), "-o", str(tmp_path / "x.safetensors")])
+    assert exit_.value.code == 2 and "comes from an earlier run" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 @pytest.fixture
 def judged_corpus(labelled_corpus):
     """The same faces as the labeller would leave them: Male (= Top) and Smiling (= Bright) in the
@@ -256,6 +281,11 @@ def test_soft_labels_and_init_from_a_run(judged_corpus, tmp_path):
     torch.testing.assert_close(predict(wide.e, faces, "cpu"),
                                predict(load_classifier(tmp_path / "a" / "checkpoint.pt"), faces, "cpu"),
                                atol=1e-5, rtol=1e-4)
+    one = Trainer(config(judged_corpus, tmp_path / "f", attrs=("Smiling",),
+                         init=str(tmp_path / "a" / "checkpoint.pt")))  # one attribute of two: its head, same trunk
+    assert one.e.attr_names == ["Smiling"]
+    torch.testing.assert_close(predict(one.e, faces, "cpu")[:, 0],
+                               predict(load_classifier(tmp_path / "a" / "checkpoint.pt"), faces, "cpu")[:, 1])
     with pytest.raises(FaceattrError, match="--init"):
         Trainer(config(judged_corpus, tmp_path / "e", attrs=("Male", "Smiling"), width=WIDTH // 2,
                        init=str(tmp_path / "a" / "checkpoint.pt")))

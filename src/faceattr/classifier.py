@@ -85,6 +85,33 @@ class ENet(nn.Module):
         return {k: getattr(self, k) for k in ENET_KEYS}
 
 
+class ENetGroup(nn.Module):
+    """Several E-Nets judged as one: logits (B, A) in `attr_names` order, as from one ENet. The patent trains
+    a classifier per attribute (S21-S23), and a net that judges one attribute alone can judge it better
+    than a trunk shared by all (README: enetM1-enetM3). `nets`: ENets, or their net_config()s."""
+
+    def __init__(self, nets):
+        super().__init__()
+        self.nets = nn.ModuleList(n if isinstance(n, ENet) else ENet(**n) for n in nets)
+        self.attr_names = [a for n in self.nets for a in n.attr_names]
+        distinct = len(set(self.attr_names)) == len(self.attr_names)
+        if not self.nets or len({n.resolution for n in self.nets}) > 1 or not distinct:
+            raise FaceattrError("an E-Net group needs E-Nets of one resolution that judge different attributes")
+        self.resolution = self.nets[0].resolution
+
+    def forward(self, x):
+        return torch.cat([n(x) for n in self.nets], dim=1)
+
+    index, score = ENet.index, ENet.score
+
+    def net_config(self) -> dict:
+        return {"nets": [n.net_config() for n in self.nets]}
+
+
+def enet_from_config(**config):
+    return ENetGroup(**config) if "nets" in config else ENet(**config)
+
+
 @torch.no_grad()
 def widen(e: ENet, width: int, generator: torch.Generator | None = None) -> ENet:
     """A copy of `e` at a larger `width` that computes the same logits (Net2WiderNet, Chen et al. 2016),
@@ -113,40 +140,69 @@ def widen(e: ENet, width: int, generator: torch.Generator | None = None) -> ENet
     return wide
 
 
-def load_classifier(path=None) -> ENet:
+@torch.no_grad()
+def select_heads(e: ENet, attrs) -> ENet:
+    """A copy of `e` that judges only `attrs` (a subset of its attributes, in this order): same trunk,
+    those heads' rows."""
+    rows = [e.index(a) for a in attrs]
+    out = ENet(attrs, e.resolution, e.width)
+    out.trunk.load_state_dict(e.trunk.state_dict())
+    out.heads.weight.copy_(e.heads.weight[rows]), out.heads.bias.copy_(e.heads.bias[rows])
+    return out
+
+
+def load_classifier(path=None) -> ENet | ENetGroup:
     """E-Net in eval mode with gradients off: the shipped one (default), a run's checkpoint.pt (its
     best-validation weights, S23; the latest, or their average with --ema-kimg, before the first validation)
-    or an exported .safetensors."""
+    or an exported .safetensors (one E-Net, or a group of them from `export_classifier`)."""
     if path is None:
         try:
             path = weights.shipped_path("enet")
         except FaceattrError:
             raise FaceattrError("no E-Net is shipped yet: train one (`faceattr train classifier`) and pass its "
                                 "checkpoint.pt or exported .safetensors") from None
-    return weights.load_network(ENet, path, "enet",
+    return weights.load_network(enet_from_config, path, "enet",
                                 lambda ckpt: (ckpt["E_best"] or ckpt.get("E_ema") or ckpt["E"], ckpt["net"]))
 
 
-def export_classifier(checkpoint, out) -> Path:
-    """A finished run's checkpoint.pt -> shippable E-Net .safetensors (best-validation weights, fp16)
-    with its model card (data, config, test metrics, command) in the metadata and beside it as .md."""
+def export_classifier(checkpoints, out) -> Path:
+    """Finished runs' checkpoint.pt (one path or several) -> one shippable E-Net .safetensors (best-validation
+    weights, fp16) with its model card (data, config, test metrics, command) in the metadata and beside it
+    as .md. From several runs, an ENetGroup: each attribute is judged by the first run that judges it."""
     from faceattr.training.runtime import load_checkpoint
 
-    checkpoint, out = Path(checkpoint), Path(out)
-    e = load_classifier(checkpoint)
-    ckpt = load_checkpoint(checkpoint)
-    if not ckpt.get("test_metrics"):
-        raise FaceattrError(f"{checkpoint}: the run has not finished (no test metrics yet); resume it first")
-    card = {"model": "E-Net attribute judge (patent S21-S23)", "data": ckpt["data"], "config": ckpt["config"],
-            "command": ckpt["command"], "epochs_trained": ckpt["epoch"],
-            "trained_from": ckpt.get("lineage", []),
-            "best_epoch": ckpt["best_epoch"] + 1, "test_metrics": ckpt["test_metrics"]}  # epochs 1-based; 0: none
-    weights.save(e, out, "enet", e.net_config(), card=card)
-    write_text(out.with_suffix(".md"), model_card_markdown(card))
-    return out
+    checkpoints = [checkpoints] if isinstance(checkpoints, (str, Path)) else checkpoints
+    nets, cards, taken = [], [], set()
+    for checkpoint in map(Path, checkpoints):
+        e = load_classifier(checkpoint)
+        ckpt = load_checkpoint(checkpoint)
+        if not ckpt.get("test_metrics"):
+            raise FaceattrError(f"{checkpoint}: the run has not finished (no test metrics yet); resume it first")
+        keep = [a for a in e.attr_names if a not in taken]
+        if not keep:
+            raise FaceattrError(f"{checkpoint}: every attribute it judges comes from an earlier run")
+        nets.append(select_heads(e, keep) if keep != e.attr_names else e)
+        taken.update(keep)
+        cards.append({"model": "E-Net attribute judge (patent S21-S23)", "data": ckpt["data"], "config": ckpt["config"],
+                      "command": ckpt["command"], "epochs_trained": ckpt["epoch"],
+                      "trained_from": ckpt.get("lineage", []), "best_epoch": ckpt["best_epoch"] + 1,  # 1-based; 0: none
+                      "test_metrics": {a: ckpt["test_metrics"][a] for a in keep}})
+    net = nets[0] if len(nets) == 1 else ENetGroup(nets)
+    card = cards[0] if len(cards) == 1 else {
+        "model": "E-Net group: one E-Net per attribute set (patent S21-S23)", "members": cards,
+        "test_metrics": {a: m for c in cards for a, m in c["test_metrics"].items()}}
+    weights.save(net, out, "enet", net.net_config(), card=card)
+    write_text(Path(out).with_suffix(".md"), model_card_markdown(card))
+    return Path(out)
 
 
-def model_card_markdown(card: dict) -> str:
+def model_card_markdown(card: dict, h: str = "#") -> str:
+    """`h`: the title's heading level (a group's members are sections of its card)."""
+    if "members" in card:
+        return f"{h} {card['model']}\n\n" + "\n".join(
+            model_card_markdown({**m, "model": "E-Net for " + ", ".join(m["test_metrics"])}, h + "#")
+            for m in card["members"])
+
     def f(v):
         return "n/a" if v is None else f"{v:.4f}"
 
@@ -156,10 +212,11 @@ def model_card_markdown(card: dict) -> str:
                       + ", ".join(f"{a} {v:.4f}" for a, v in r["test_accuracy"].items()) + "\n"
                       for i, r in enumerate(card.get("trained_from", [])))
     history = f"Started from the weights of (oldest first):\n\n{history}\n" if history else ""
-    return (f"# {card['model']}\n\nCommand: `{card['command']}`\n\n{history}Data: `{json.dumps(card['data'])}`\n\n"
+    return (f"{h} {card['model']}\n\nCommand: `{card['command']}`\n\n{history}Data: `{json.dumps(card['data'])}`\n\n"
             f"Best validation loss at epoch {card['best_epoch']} of {card['epochs_trained']}.\n\n"
-            "## Test split\n\n| attribute | accuracy | balanced acc. | ROC AUC | ECE | positive rate | n |\n"
-            f"|---|---|---|---|---|---|---|\n{rows}\n\n## Config\n\n```\n{json.dumps(card['config'], indent=2)}\n```\n")
+            f"{h}# Test split\n\n| attribute | accuracy | balanced acc. | ROC AUC | ECE | positive rate | n |\n"
+            f"|---|---|---|---|---|---|---|\n{rows}\n\n"
+            f"{h}# Config\n\n```\n{json.dumps(card['config'], indent=2)}\n```\n")
 
 
 class AttributeLabeller:

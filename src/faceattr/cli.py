@@ -264,9 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="make shippable weights")
     export = export.add_subparsers(dest="export_command", required=True)
-    s = export.add_parser("classifier", help="a finished E-Net run -> .safetensors (best-validation weights) with "
+    s = export.add_parser("classifier", help="finished E-Net runs -> one .safetensors (best-validation weights) with "
                           "its model card in the metadata and in a .md beside it")
-    s.add_argument("checkpoint", type=Path, help="the run's checkpoint.pt")
+    s.add_argument("checkpoint", type=Path, nargs="+", help="the run's checkpoint.pt; several: one E-Net group in "
+                   "which each attribute comes from the first run that judges it")
     s.add_argument("-o", "--output", type=Path, required=True, help="e.g. src/faceattr/weights/enet.safetensors")
     s.set_defaults(func=cmd_export_classifier)
     s = export.add_parser("gan", help="a G-Net run's checkpoint.pt -> .safetensors (EMA weights, fp16)")

@@ -294,10 +294,14 @@ class Trainer:
     def start_from(self, init):
         """--init: another run's best weights (or exported ones); its chain of runs is kept for the model
         card now, since that run may be gone by export time. A resumed run has both in its checkpoint.
-        A narrower E-Net is widened to --width first, computing the same logits (`classifier.widen`)."""
-        from faceattr.classifier import load_classifier, widen
+        A narrower E-Net is widened to --width first, computing the same logits (`classifier.widen`); from
+        an E-Net of more attributes, the trunk and the heads of this run's attributes are kept, so a one-attribute
+        E-Net (the patent's per-attribute classifier) can grow from a shared one."""
+        from faceattr.classifier import load_classifier, select_heads, widen
 
         e = load_classifier(init)
+        if e.attr_names != self.attrs and set(self.attrs) <= set(e.attr_names):
+            e = select_heads(e, self.attrs)
         if e.width < self.e.width and {**e.net_config(), "width": self.e.width} == self.e.net_config():
             e = widen(e, self.e.width, torch.Generator().manual_seed(self.cfg.seed))
         if e.net_config() != self.e.net_config():
