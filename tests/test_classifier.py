@@ -236,10 +236,16 @@ def test_export_of_several_runs_makes_one_group(labelled_corpus, tmp_path, capsy
     assert [list(m["test_metrics"]) for m in card["members"]] == [["Bright"], ["Top"]]
     assert card["test_metrics"]["Bright"] == card["members"][0]["test_metrics"]["Bright"]
     assert out.with_suffix(".md").read_text().count("### Test split") == 2
-    with pytest.raises(SystemExit) as exit_:
-        main(["export", "classifier", str(both), str(bright), "-o", str(tmp_path / "x.safetensors")])
-    assert exit_.value.code == 2 and "comes from an earlier run" in capsys.readouterr().err
+    for bad, word in (([both, bright], "comes from an earlier run"), ([out], "checkpoint.pt")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["export", "classifier", *map(str, bad), "-o", str(tmp_path / "x.safetensors")])
+        assert exit_.value.code == 2 and word in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
+    top = Trainer(config(labelled_corpus, tmp_path / "top", attrs=("Top",), init=str(out)))  # from the group's member
+    faces = top.val_set.images[:4]
+    torch.testing.assert_close(predict(top.e, faces, "cpu")[:, 0], predict(g, faces, "cpu")[:, 1])
+    with pytest.raises(FaceattrError, match="no E-Net of this group"):
+        Trainer(config(labelled_corpus, tmp_path / "two", init=str(out)))  # Top and Bright: no single member
 
 
 @pytest.fixture

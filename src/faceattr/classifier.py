@@ -174,6 +174,8 @@ def export_classifier(checkpoints, out) -> Path:
     checkpoints = [checkpoints] if isinstance(checkpoints, (str, Path)) else checkpoints
     nets, cards, taken = [], [], set()
     for checkpoint in map(Path, checkpoints):
+        if checkpoint.suffix != ".pt":
+            raise FaceattrError(f"{checkpoint}: export takes a training run's checkpoint.pt")
         e = load_classifier(checkpoint)
         ckpt = load_checkpoint(checkpoint)
         if not ckpt.get("test_metrics"):

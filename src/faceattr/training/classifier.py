@@ -297,9 +297,13 @@ class Trainer:
         A narrower E-Net is widened to --width first, computing the same logits (`classifier.widen`); from
         an E-Net of more attributes, the trunk and the heads of this run's attributes are kept, so a one-attribute
         E-Net (the patent's per-attribute classifier) can grow from a shared one."""
-        from faceattr.classifier import load_classifier, select_heads, widen
+        from faceattr.classifier import ENetGroup, load_classifier, select_heads, widen
 
         e = load_classifier(init)
+        if isinstance(e, ENetGroup):  # its member that judges this run's attributes
+            e = next((n for n in e.nets if set(self.attrs) <= set(n.attr_names)), None)
+            if e is None:
+                raise FaceattrError(f"--init {init}: no E-Net of this group judges all of {', '.join(self.attrs)}")
         if e.attr_names != self.attrs and set(self.attrs) <= set(e.attr_names):
             e = select_heads(e, self.attrs)
         if e.width < self.e.width and {**e.net_config(), "width": self.e.width} == self.e.net_config():
