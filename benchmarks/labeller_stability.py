@@ -21,7 +21,7 @@ from PIL import Image
 from faceattr.classifier import AttributeLabeller
 from faceattr.data.dataset import FaceDataset
 from faceattr.data.label import read_soft_labels
-from faceattr.imaging import to_float
+from faceattr.imaging import to_float, to_uint8
 from faceattr.training.augment import brightness, contrast, saturation, translation
 
 
@@ -39,8 +39,7 @@ def shift(im, dx, dy):
 def augmented(images, fn, seed=0):
     """uint8 faces through one of E-Net's training augmentations (random per face)."""
     torch.manual_seed(seed)
-    x = fn(to_float(torch.from_numpy(images).permute(0, 3, 1, 2)))
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return to_uint8(fn(to_float(images)))
 
 
 def main():
@@ -54,7 +53,7 @@ def main():
 
     ds = FaceDataset(args.data, 128, args.split, [args.attr])
     n = min(args.n, len(ds))
-    faces = np.array(ds.images[:n])  # a copy: torch wants writable arrays
+    faces = np.asarray(ds.images[:n])
     p0 = read_soft_labels(args.data, ds.filenames[:n], [args.attr])[:, 0]
     views = {
         "1 px right": [shift(im, 1, 0) for im in faces],
