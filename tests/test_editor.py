@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from faceattr import align, cli, editor, latent
-from faceattr.classifier import ENet
+from faceattr.classifier import ENet, ENetGroup
 from faceattr.errors import FaceattrError
 from faceattr.networks import Generator
 from faceattr.photo import demo_photo, load_photo
@@ -91,6 +91,7 @@ class Brightness(torch.nn.Module):
     """Stand-in E-Net: every attribute's logit is 20 x the mean pixel value."""
 
     attr_names, resolution = ATTRS, R
+    index, judging = ENet.index, ENet.judging
 
     def forward(self, x):
         return 20 * x.mean((1, 2, 3))[:, None].repeat(1, len(ATTRS))
@@ -369,3 +370,21 @@ def test_stages_are_announced_in_order(astronaut):
     seen = []
     editor.Editor(**FAST).edit([astronaut], {"Male": 1}, on_stage=seen.append)
     assert seen == ["detect", "S31", "S32", "S33"]
+
+
+def test_a_group_runs_only_the_net_of_the_edited_attribute(astronaut):
+    """With a group of one-attribute nets, S32 and the gain search call the Male net alone; the report
+    still gives every attribute's score, and the edit is the one that Male net makes by itself."""
+    torch.manual_seed(2)
+    male, smiling = (ENet([a], resolution=R, width=64).eval().requires_grad_(False) for a in ATTRS)
+    calls = {a: 0 for a in ATTRS}
+    for net in (male, smiling):
+        net.register_forward_hook(lambda m, i, o: calls.__setitem__(m.attr_names[0], calls[m.attr_names[0]] + 1))
+    group = editor.Editor(enet=ENetGroup([male, smiling]), **FAST)
+    (res,) = group.edit([astronaut], {"Male": 0})
+    (alone,) = editor.Editor(enet=male, **FAST).edit([astronaut], {"Male": 0})
+    assert calls["Smiling"] == 4  # the report's scores: photo, G(z1), G(z2), result
+    assert calls["Male"] > 2 * calls["Smiling"]
+    assert set(res.faces[0]["s"]) == set(ATTRS)
+    np.testing.assert_array_equal(res.image, alone.image)
+

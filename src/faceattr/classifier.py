@@ -81,6 +81,10 @@ class ENet(nn.Module):
         """s of S32: P(attribute) for each image, (B,)."""
         return torch.sigmoid(self(x)[:, self.index(attr)])
 
+    def judging(self, attrs) -> "ENet":
+        """The net that judges `attrs`: one ENet judges all its attributes in one pass."""
+        return self
+
     def net_config(self) -> dict:
         return {k: getattr(self, k) for k in ENET_KEYS}
 
@@ -103,6 +107,12 @@ class ENetGroup(nn.Module):
         return torch.cat([n(x) for n in self.nets], dim=1)
 
     index, score = ENet.index, ENet.score
+
+    def judging(self, attrs):
+        """Only the members that judge `attrs` (one member as itself), sharing their weights: S32 and the
+        gain search call E-Net at every step, and a Male edit need not pay for the Young net too."""
+        nets = [n for n in self.nets if set(n.attr_names) & set(attrs)]
+        return nets[0] if len(nets) == 1 else ENetGroup(nets)
 
     def net_config(self) -> dict:
         return {"nets": [n.net_config() for n in self.nets]}

@@ -175,6 +175,13 @@ class Editor:
                              valid=None if valid is None else torch.from_numpy(np.asarray(valid, np.float32))[:, None],
                              grey=None if grey is None else torch.tensor(grey), **self.invert_options)
 
+    def _judge(self, goals):
+        """E-Net for the edited attributes of `goals` and their columns in its output (a group runs only
+        the members that judge them)."""
+        names = [self.attr_names[i] for i, _ in goals]
+        E = self.E.judging(names)
+        return E, [E.index(n) for n in names]
+
     @torch.no_grad()
     def _scores(self, images: np.ndarray) -> np.ndarray:
         """E-Net's s for every attribute of uint8 crops at the GAN resolution -> (N, A)."""
@@ -218,7 +225,9 @@ class Editor:
         z1, inv = self.invert(crops, np.stack([c.valid for _, c, _ in jobs]), grey)  # S31
         stage("S32")
         t_invert, t = time.perf_counter() - t, time.perf_counter()
-        z2, found = latent.search(self.G, self.E, z1, goals, strength=strength, **self.search_options)  # S32
+        E, idx = self._judge(goals)
+        z2, found = latent.search(self.G, E, z1, [(j, t) for j, (_, t) in zip(idx, goals)], strength=strength,
+                                  **self.search_options)  # S32
         stage("S33")
         t_search, t = time.perf_counter() - t, time.perf_counter()
         g1, g2 = decode(self.G, z1), decode(self.G, z2)  # S33
@@ -281,10 +290,11 @@ class Editor:
         is_grey = torch.tensor(list(grey), device=self.device).view(-1, 1, 1, 1)
         m = torch.from_numpy(align.face_mask(self.resolution, self.feather, self.mask)).to(self.device)
         idx = [i for i, _ in goals]
+        E, columns = self._judge(goals)
         s = []
         for gain in GAIN_LADDER:  # one rung at a time: memory stays that of one batch of crops
             cand = x + m * (self._transferred(x, a, b, gain, is_grey) - x)
-            s.append(torch.sigmoid(self.E(cand).float()[:, idx]))
+            s.append(torch.sigmoid(E(cand).float()[:, columns]))
         s = torch.stack(s)  # (rungs, n, attributes)
         t = torch.tensor([g for _, g in goals], dtype=torch.float32, device=self.device)
         s0 = torch.from_numpy(s_photo[:, idx]).to(self.device)

@@ -34,6 +34,7 @@ def fooling_rates(G, E, attr: str, judge=None, n: int = 64, steps: int = 60, lr:
     rates over the n edits of that direction, NaN where n or e_flip is 0.
     """
     judge = judge or default_judge(attr)
+    E = E.judging([attr])
     idx = E.index(attr)
     dev = next(G.parameters()).device
     z = torch.randn(pool_factor * n, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(dev)
