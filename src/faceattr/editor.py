@@ -225,9 +225,9 @@ class Editor:
         z1, inv = self.invert(crops, np.stack([c.valid for _, c, _ in jobs]), grey)  # S31
         stage("S32")
         t_invert, t = time.perf_counter() - t, time.perf_counter()
-        E, idx = self._judge(goals)
-        z2, found = latent.search(self.G, E, z1, [(j, t) for j, (_, t) in zip(idx, goals)], strength=strength,
-                                  **self.search_options)  # S32
+        E, columns = self._judge(goals)
+        z2, found = latent.search(self.G, E, z1, [(c, target) for c, (_, target) in zip(columns, goals)],
+                                  strength=strength, **self.search_options)  # S32
         stage("S33")
         t_search, t = time.perf_counter() - t, time.perf_counter()
         g1, g2 = decode(self.G, z1), decode(self.G, z2)  # S33
