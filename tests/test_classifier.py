@@ -232,6 +232,8 @@ def test_export_of_several_runs_makes_one_group(labelled_corpus, tmp_path, capsy
     torch.testing.assert_close(g(x), want, rtol=0, atol=2e-2)  # fp16 weights
     torch.testing.assert_close(g.score(x, "Top"), torch.sigmoid(want[:, 1]), rtol=0, atol=1e-2)
     assert g.judging(["Top"]) is g.nets[1] and g.judging(["Top", "Bright"]).attr_names == g.attr_names
+    with pytest.raises(FaceattrError, match="not 'Bald'"):
+        g.judging(["Bald"])
     with safe_open(str(out), "pt") as f:
         card = json.loads(f.metadata()["card"])
     assert [list(m["test_metrics"]) for m in card["members"]] == [["Bright"], ["Top"]]

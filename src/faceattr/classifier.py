@@ -111,6 +111,8 @@ class ENetGroup(nn.Module):
     def judging(self, attrs):
         """Only the members that judge `attrs` (one member as itself), sharing their weights: S32 and the
         gain search call E-Net at every step, and a Male edit need not pay for the Young net too."""
+        for a in attrs:
+            self.index(a)  # an attribute no member judges: index's one-line error, not an empty group's
         nets = [n for n in self.nets if set(n.attr_names) & set(attrs)]
         return nets[0] if len(nets) == 1 else ENetGroup(nets)
 
