@@ -122,6 +122,21 @@ def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
         editor.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain="strong")
 
 
+def test_pick_rungs_wants_every_attribute_past_its_goal():
+    """The first rung at which every edited attribute is past its goal, moved `strength` of the way
+    from the photo's own score (here per face); where no rung is, the one where the edit reads most."""
+    s = np.array([[0.6, 0.5], [0.9, 0.2], [0.995, 0.1], [0.97, 0.001]])[:, None].repeat(2, 1)  # (4 rungs, 2, 2)
+    s0 = np.full((2, 2), 0.5)
+    rungs = editor.pick_rungs(s, s0, [1, 0], 0.99, strength=np.array([1.0, 0.5]))  # add the first, remove the second
+    np.testing.assert_array_equal(rungs, [3, 1])  # face 0: no rung has both; face 1: 0.9 >= 0.745, 0.2 <= 0.255
+    np.testing.assert_array_equal(editor.pick_rungs(s, s0, [1, 0], 0.85), [2, 2])
+
+
+def test_the_search_goal_is_the_editors_unless_given():
+    assert editor.Editor(gnet=tiny_g(), enet=Brightness()).search_options["goal"] == editor.SEARCH_GOAL
+    assert editor.Editor(gnet=tiny_g(), enet=Brightness(), search_goal=0.9).search_options["goal"] == 0.9
+
+
 def test_s_before_after_are_e_net_scores_of_g(astronaut):
     """'before'/'after' are E-Net's s on G(z1)/G(z2), as S32 defines it."""
     ed = editor.Editor(**FAST)

