@@ -38,10 +38,11 @@ DEBUG_SIZE = 128  # side of each tile of the debug strip
 # (0.53), without the fringes. A fixed gain is too much for some faces and too little for others,
 # hence "auto" (Editor._gains): with E-Net run enet8 the judge agreed on 87% at SFace 0.58, against
 # 81% at 0.51 with the gain fixed at 3. An E-Net for Male alone stops at a smaller change than one
-# of three attributes, so the goals were picked again for the shipped one, on 120 ORL photos the bench
-# does not use (photos 2-4 of each person; benchmarks/goal_sweep.py): S32 to 0.995 and the result to
-# 0.998, judge 96% at SFace 0.54, against 88% at 0.62 with the goals 0.97 / 0.99 of earlier nets
-# (on the 47 bench photos with enetM8: 94% at 0.51, against 83% at 0.62).
+# of three attributes, so the goals were picked again with one (enetM5, grouped with enet13 for the
+# other attributes), on 120 ORL photos the bench does not use (photos 2-4 of each person;
+# benchmarks/goal_sweep.py): S32 to 0.995 and the result to 0.998, judge 96% at SFace 0.54, against
+# 88% at 0.62 with the goals 0.97 / 0.99 of earlier nets (on the 47 bench photos with enetM8: 94% at
+# 0.51, against 83% at 0.62).
 MASK, TRANSFER_BLUR = "head", 1.0
 TRANSFER_GAIN = "auto"
 GAIN_LADDER = (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5.0)
