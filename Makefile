@@ -21,11 +21,13 @@ $(BIN)/faceattr: pyproject.toml
 
 venv: $(BIN)/faceattr
 
-# Until an E-Net ships, the most complete job is drawing faces from the shipped G-Net.
+# The main job on the bundled photo (skimage's astronaut), with the shipped weights: the edited
+# photo, the debug strip (aligned face | G(z1) | G(z2) | result) and the JSON report.
 demo: venv
 	mkdir -p demo
+	$(BIN)/faceattr edit src/faceattr/assets/astronaut.jpg --attr Male --to 1 -o demo/astronaut-male.jpg --debug --report
 	$(BIN)/faceattr sample -n 64 --seed 0 -o demo/samples.png
-	@echo "wrote demo/samples.png"
+	@echo "wrote demo/astronaut-male.jpg (and its debug strip and report) and demo/samples.png"
 
 # The end-to-end test of `faceattr serve` drives the web page in Debian's Chromium through Playwright
 # (which is told to use it, so it never downloads a browser). If it cannot be installed, that one

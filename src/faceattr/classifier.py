@@ -223,7 +223,8 @@ def model_card_markdown(card: dict, h: str = "#") -> str:
     rows = "\n".join(f"| {a} | {f(m['accuracy'])} | {f(m['balanced_accuracy'])} | {f(m['roc_auc'])} | {f(m['ece'])} "
                      f"| {f(m['positive_rate'])} | {m['n']} |" for a, m in card["test_metrics"].items())
     history = "".join(f"{i + 1}. `{r['command']}`: {r['epochs']} epochs, best at {r['best_epoch']}; test accuracy "
-                      + ", ".join(f"{a} {v:.4f}" for a, v in r["test_accuracy"].items()) + "\n"
+                      + (", ".join(f"{a} {v:.4f}" for a, v in r["test_accuracy"].items())
+                         or "not measured (stopped before its test)") + "\n"
                       for i, r in enumerate(card.get("trained_from", [])))
     history = f"Started from the weights of (oldest first):\n\n{history}\n" if history else ""
     return (f"{h} {card['model']}\n\nCommand: `{card['command']}`\n\n{history}Data: `{json.dumps(card['data'])}`\n\n"
