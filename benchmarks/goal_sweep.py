@@ -86,9 +86,9 @@ def main():
     todo = []
     for path in paths:
         photo = load_photo(path)
-        before, faces = judge.look(photo), align.detect_faces(photo)
-        if before is not None and faces:
-            todo.append((f"{path.parent.name}/{path.name}", photo, before, faces[0]))
+        before = judge.look(photo)  # its face is the editor's: YuNet's largest
+        if before is not None:
+            todo.append((f"{path.parent.name}/{path.name}", photo, before, before.face))
     rows = sweep(editor, judge, todo, [float(g) for g in args.search_goals.split(",")], args.batch)
     with open(args.out, "w") as f:
         json.dump(rows, f)
