@@ -21,9 +21,14 @@ $(BIN)/faceattr: pyproject.toml
 
 venv: $(BIN)/faceattr
 
+# The independent edit judge (src/faceattr/judges/human.mjs) runs npm's @vladmandic/human under node,
+# from the packages package-lock.json pins. Without npm its tests skip and say why; make goes on.
+node_modules: package.json package-lock.json
+	(npm ci --no-audit --no-fund && touch $@) || echo "make: npm ci failed: the edit judge's tests will be skipped"
+
 # The main job on the bundled photo (skimage's astronaut), with the shipped weights: the edited
 # photo, the debug strip (aligned face | G(z1) | G(z2) | result) and the JSON report.
-demo: venv
+demo: venv node_modules
 	mkdir -p demo
 	$(BIN)/faceattr edit src/faceattr/assets/astronaut.jpg --attr Male --to 1 -o demo/astronaut-male.jpg --debug --report
 	$(BIN)/faceattr sample -n 64 --seed 0 -o demo/samples.png
@@ -38,7 +43,7 @@ chromium: /usr/bin/chromium
 	$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 		|| echo "make: could not install chromium: the end-to-end test of the web page will be skipped"
 
-test: venv chromium
+test: venv chromium node_modules
 	$(BIN)/python -m pytest
 
 clean:
