@@ -71,7 +71,7 @@ def find_node_modules() -> Path:
 def _verdict(answer: dict, shape, scale: float, pad: int) -> Verdict | None:
     """The answer for the image node saw (scaled by `scale`, bordered by `pad`) -> the photo's Verdict."""
     face = answer["face"]
-    if face is None:
+    if face is None or "genderScore" not in face or "age" not in face:  # no face, or FaceRes gave no reading of it
         return None
     half = float(face["genderScore"]) / 2
     # human says 'unknown' only at score 0, where p_male is 0.5 and its own rule (P <= 0.5) says female
@@ -143,7 +143,7 @@ class EditJudge:
         self._buffer = b""
 
     def judge(self, images) -> list[Verdict | None]:
-        """Verdict of the largest face of each RGB uint8 (H, W, 3) image, None where none is found."""
+        """Verdict of the largest face of each RGB uint8 (H, W, 3) image, None where none is found or described."""
         images = [_as_rgb(im) for im in images]
         self.start()
         out = []
