@@ -14,7 +14,7 @@ import time
 
 from faceattr.editor import Editor
 from faceattr.metrics.edits import measure_edits, real_photos
-from faceattr.photo import load_photo
+from faceattr.data.images import load_photo
 
 # The plain patent path, then one addition at a time (the encoder, feature and defaults rows
 # need their weights). Keys are Editor options.

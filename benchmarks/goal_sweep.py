@@ -16,9 +16,9 @@ import numpy as np
 
 from faceattr import align, latent
 from faceattr.editor import GAIN_LADDER, Editor, pick_rungs
-from faceattr.generate import decode
+from faceattr.nets.gnet import decode
 from faceattr.metrics.edits import EditJudge, real_photos
-from faceattr.photo import load_photo
+from faceattr.data.images import load_photo
 
 RESULT_GOALS = (0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
 

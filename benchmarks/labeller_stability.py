@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceattr.classifier import AttributeLabeller
+from faceattr.data.label import AttributeLabeller
 from faceattr.data.dataset import FaceDataset
 from faceattr.data.label import read_soft_labels
 from faceattr.imaging import to_float, to_uint8

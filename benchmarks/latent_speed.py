@@ -13,11 +13,13 @@ import time
 
 import torch
 
-from faceattr.classifier import ENet, load_classifier
+from faceattr.nets.enet import ENet
+from faceattr.weights import load_classifier
 from faceattr.data.dataset import FaceDataset
-from faceattr.generate import load_generator
+from faceattr.weights import load_generator
 from faceattr.imaging import to_float
-from faceattr.latent import invert, load_encoder, scores, search
+from faceattr.latent import invert, scores, search
+from faceattr.weights import load_encoder
 
 
 def curve(G, faces, encoder, steps_list, lrs, restarts, prior_weight, bf16):

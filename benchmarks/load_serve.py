@@ -118,7 +118,7 @@ def main():
     if {"--host", "--port"} & {a.split("=")[0] for a in args.serve_args}:
         sys.exit("the script chooses the host (loopback) and the port itself")
     if args.photo is None:
-        from faceattr.photo import demo_photo
+        from faceattr.data.images import demo_photo
 
         args.photo = demo_photo()
     body, content_type = multipart(args.photo, args.attr or ["Male=1"], args.strength)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from faceattr import align
 from faceattr.errors import FaceattrError
-from faceattr.photo import demo_photo, load_photo
+from faceattr.data.images import demo_photo, load_photo
 
 CORPUS = Path("/work/data/faces128/img_align_celeba")
 

@@ -9,16 +9,17 @@ from PIL import Image
 from safetensors import safe_open
 
 from faceattr import weights
-from faceattr.classifier import ENet, export_classifier, load_classifier, model_card_markdown, widen
+from faceattr.nets.enet import ENet, widen
+from faceattr.weights import export_classifier, load_classifier, model_card_markdown
 from faceattr.cli import main
 from faceattr.data import label
 from faceattr.data.celeba import write_attrs, write_partition
 from faceattr.data.dataset import FaceDataset
 from faceattr.data.label import ATTRIBUTES
 from faceattr.errors import FaceattrError
-from faceattr.generate import load_generator
+from faceattr.weights import load_generator
 from faceattr.metrics.fooling import fooling_rates
-from faceattr.networks import Generator
+from faceattr.nets.gnet import Generator
 from faceattr.training.classifier import ClassifierConfig, Trainer, augment, evaluate, predict, train
 
 RES, WIDTH = 16, 256
@@ -372,7 +373,7 @@ def test_shipped_enet_reads_real_photos_like_the_labeller():
     from faceattr import align
     from faceattr.imaging import to_float
     from faceattr.metrics.edits import EditJudge, real_photos
-    from faceattr.photo import load_photo
+    from faceattr.data.images import load_photo
 
     e, judge = load_classifier(), EditJudge()
     assert e.attr_names == list(ATTRIBUTES)

@@ -6,9 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from faceattr.data import dataset as ds_mod
+from faceattr.data import images as images_mod
 from faceattr.data.celeba import default_split
-from faceattr.data.dataset import FaceDataset, load_rgb, to_float
+from faceattr.data.dataset import FaceDataset, to_float
+from faceattr.data.images import load_rgb
 from faceattr.errors import FaceattrError
 
 ATTRS = ["Male", "Smiling", "Young"]
@@ -179,7 +180,7 @@ def test_cache_reused_without_decoding_then_invalidated(tmp_path, monkeypatch):
         raise AssertionError("decoded an image although the cache is valid")
 
     with monkeypatch.context() as m:
-        m.setattr(ds_mod.Image, "open", no_decode)
+        m.setattr(images_mod.Image, "open", no_decode)
         again = FaceDataset(tmp_path, resolution=12, split="all")
         np.testing.assert_array_equal(again.images, first.images)
     assert sorted((tmp_path / ".faceattr-cache").iterdir()) == files

@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from faceattr.classifier import ENet
+from faceattr.nets.enet import ENet
 from faceattr.editor import Editor
 from faceattr.metrics.edits import Look, measure_edits, real_photos, summarise_edits
-from faceattr.networks import Generator
-from faceattr.photo import demo_photo
+from faceattr.nets.gnet import Generator
+from faceattr.data.images import demo_photo
 
 
 def test_real_photos_come_from_the_packages():

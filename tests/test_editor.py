@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 from faceattr import align, cli, editor, latent
-from faceattr.classifier import ENet, ENetGroup
+from faceattr.nets.enet import ENet, ENetGroup
 from faceattr.errors import FaceattrError
-from faceattr.networks import Generator
-from faceattr.photo import demo_photo, load_photo
+from faceattr.nets.encoder import Encoder
+from faceattr.nets.gnet import Generator
+from faceattr.data.images import demo_photo, load_photo
 
 R, ATTRS, FAST = 16, ["Male", "Smiling"], {"invert_steps": 3, "search_steps": 3}
 
@@ -217,7 +218,7 @@ def test_replace_mode_pastes_g_of_z2(astronaut):
 
 def test_encoder_start(astronaut):
     torch.manual_seed(2)
-    enc = latent.Encoder(z_dim=8, resolution=R, width=64).eval().requires_grad_(False)
+    enc = Encoder(z_dim=8, resolution=R, width=64).eval().requires_grad_(False)
     (res,) = editor.Editor(encoder=enc, **FAST).edit([astronaut], {"Male": 1})
     assert res.faces[0]["inversion"]["encoder_start"] is True
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from faceattr import weights
-from faceattr.generate import GEN_KEYS
-from faceattr.latent import Encoder, invert, load_encoder
-from faceattr.networks import Generator
+from faceattr.nets.gnet import GEN_KEYS
+from faceattr.nets.encoder import Encoder
+from faceattr.latent import invert
+from faceattr.weights import load_encoder
+from faceattr.nets.gnet import Generator
 from faceattr.training.encoder import EncoderConfig, Trainer
 
 BATCH = 8

@@ -5,7 +5,8 @@ import time
 
 import torch
 
-from faceattr.generate import export_generator, load_generator, sample
+from faceattr.weights import export_generator, load_generator
+from faceattr.nets.gnet import sample
 from faceattr.training.gan import GanConfig, Trainer, train
 
 BATCH = 8

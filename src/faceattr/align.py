@@ -1,7 +1,7 @@
 """Real photos <-> the aligned face crops G-Net and E-Net work on (around patent S31 and S33).
 
 The patent works on aligned faces only; a photo needs three more steps:
-- `detect_faces`: YuNet boxes and 5 landmarks (judges.FaceDetector), largest face first;
+- `detect_faces`: YuNet boxes and 5 landmarks (judges.detector.FaceDetector), largest face first;
 - `align`: the least-squares similarity transform (Umeyama) taking a face's 5 landmarks onto
   `TEMPLATE`, the landmark layout of our training corpus, and the crop it cuts out;
 - `paste_back` (S33): the edited crop warped back at the photo's own resolution through the inverse
@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 
 from faceattr.errors import FaceattrError
-from faceattr.judges import Face, FaceDetector
+from faceattr.judges.detector import Face, FaceDetector
 
 # Mean YuNet landmarks of the corpus (FFHQ-aligned 128 px faces), as fractions of the side with
 # pixel centres at (i + 0.5) / 128: right eye, left eye, nose tip, right and left mouth corner.
-# Computed once with judges.FaceDetector over the first 500 files of
+# Computed once with judges.detector.FaceDetector over the first 500 files of
 # /work/data/faces128/img_align_celeba (YuNet found a face in all 500; spread across faces is
 # 0.010-0.018 of the side, 0.037 for the nose x, which follows head yaw).
 TEMPLATE = np.array([[0.3648, 0.4698],

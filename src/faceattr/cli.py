@@ -66,30 +66,34 @@ def cmd_train_classifier(args):
 
 
 def cmd_export_classifier(args):
-    from faceattr.classifier import export_classifier
+    from faceattr.weights import export_classifier
 
     print(export_classifier(args.checkpoint, args.output))
 
 
 def cmd_export_gan(args):
-    from faceattr.generate import export_generator
+    from faceattr.weights import export_generator
 
     export_generator(args.checkpoint, args.output)
     print(args.output)
 
 
 def cmd_sample(args):
-    from faceattr.generate import sample_grid
+    from faceattr.imaging import save_grid
+    from faceattr.nets.gnet import sample
+    from faceattr.weights import load_generator
 
-    sample_grid(args.output, n=args.n, seed=args.seed, checkpoint=args.checkpoint, truncation=args.truncation)
+    if args.n < 1:
+        raise FaceattrError("-n must be at least 1")
+    save_grid(sample(load_generator(args.checkpoint), args.n, args.seed, args.truncation), args.output)
 
 
 def cmd_eval_fooling(args):
     import json
 
-    from faceattr.classifier import load_classifier
+    from faceattr.weights import load_classifier
     from faceattr.fileio import write_text
-    from faceattr.generate import load_generator
+    from faceattr.weights import load_generator
     from faceattr.metrics.fooling import fooling_rates
 
     G, E = load_generator(args.gnet), load_classifier(args.enet)

@@ -23,12 +23,13 @@ import torch
 from PIL import Image
 
 from faceattr import align, latent, weights
-from faceattr.classifier import load_classifier
+from faceattr.weights import load_classifier
 from faceattr.errors import FaceattrError
 from faceattr.fileio import save_image, write_text
-from faceattr.generate import decode, load_generator
+from faceattr.nets.gnet import decode
+from faceattr.weights import load_generator
 from faceattr.imaging import grid, to_float
-from faceattr.photo import load_photo
+from faceattr.data.images import load_photo
 
 DEBUG_SIZE = 128  # side of each tile of the debug strip
 # S33 defaults, from benchmarks/edit_photos.py on 47 real photos (male <-> female, E-Net run enet2):
@@ -131,7 +132,7 @@ class Editor:
         elif encoder is False:
             encoder = None
         elif not isinstance(encoder, torch.nn.Module):
-            encoder = latent.load_encoder(encoder)
+            encoder = weights.load_encoder(encoder)
         self.encoder = None if encoder is None else encoder.to(self.device)
         self.resolution = self.G.resolution
         for name, net in (("E-Net", self.E), ("encoder", self.encoder)):
@@ -165,7 +166,7 @@ class Editor:
             weights.shipped_path("encoder")
         except FaceattrError:
             return None
-        return latent.load_encoder()
+        return weights.load_encoder()
 
     def goals(self, edits: dict) -> list[tuple[int, int]]:
         if not edits:

@@ -3,13 +3,13 @@
 S31 `invert`: find z1 with G(z1) = O by descending the patent's loss 1/2 (O - I)^2, I = G(z).
 S32 `search`: from z1, find z2 that adds (target 1) or removes (target 0) an attribute by descending
     1/2 (1 - s)^2 or 1/2 (0 - s)^2, s = sigmoid(E(G(z))[:, attr]).
-S33 `transfer`: the converted face is G(z2) (`generate.decode`); `transfer` instead applies the change
+S33 `transfer`: the converted face is G(z2) (`nets.gnet.decode`); `transfer` instead applies the change
     G(z2) - G(z1) to the original pixels, so detail the GAN cannot draw survives.
 
 Every function takes a batch: each face has its own latent(s), losses are per face and only summed,
 and G-Net is batch-independent, so a face's result does not depend on its batch mates. Optimisation
 is Adam run row by row (`_RowAdam`), so a finished face stops exactly where it finished.
-Beyond the patent, each switchable: an encoder start for S31 (`Encoder`, trained by
+Beyond the patent, each switchable: an encoder start for S31 (`nets.encoder.Encoder`, trained by
 `training/encoder.py`), a feature loss (e.g. D-Net's feature maps, `discriminator_features`), a
 prior term keeping ||z|| near sqrt(dim), and for S32 an identity term and a strength-dependent stop.
 """
@@ -20,11 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceattr import weights
 from faceattr.errors import FaceattrError
-from faceattr.networks import channels_at
-
-ENC_KEYS = ("z_dim", "resolution", "width")
 
 
 class _RowAdam:
@@ -301,8 +297,8 @@ def transfer(original, g1, g2, blur=0.0, gain=1.0):
 def discriminator_features(checkpoint):
     """A feature_fn from a GAN run's checkpoint.pt: D-Net's feature maps after each block (D does not
     ship; the patent discards it after S14, so this is for runs that kept their checkpoint)."""
-    from faceattr.networks import Discriminator
-    from faceattr.training.runtime import load_checkpoint
+    from faceattr.nets.gnet import Discriminator
+    from faceattr.weights import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt["config"]
@@ -319,31 +315,3 @@ def discriminator_features(checkpoint):
         return maps
 
     return features
-
-
-class Encoder(nn.Module):
-    """Inversion encoder (beyond the patent): image (B, 3, R, R) in [-1, 1] -> z (B, z_dim), a start for S31.
-
-    D-Net-shaped: a stride-2 convolution per resolution down to 4x4, then a linear layer; no
-    normalisation across the batch, so a face's z does not depend on its batch mates.
-    """
-
-    def __init__(self, z_dim: int = 128, resolution: int = 64, width: int = 2048):
-        super().__init__()
-        self.z_dim, self.resolution, self.width = z_dim, resolution, width
-        layers, c, res = [], 3, resolution
-        while res > 4:
-            res //= 2
-            layers += [nn.Conv2d(c, channels_at(res, width), 4, 2, 1), nn.LeakyReLU(0.2)]
-            c = channels_at(res, width)
-        self.features = nn.Sequential(*layers)
-        self.out = nn.Linear(c * 16, z_dim)
-
-    def forward(self, x):
-        return self.out(self.features(x).flatten(1))
-
-
-def load_encoder(path=None) -> Encoder:
-    """Encoder in eval mode with gradients off: shipped, a training run's checkpoint.pt or a .safetensors."""
-    return weights.load_network(Encoder, path or weights.shipped_path("encoder"), "encoder",
-                                lambda ckpt: (ckpt["E"], ckpt["net"]))

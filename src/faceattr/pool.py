@@ -85,7 +85,7 @@ def _edit(editor, photo: bytes, name: str, edits: dict, strength: float, output_
     -> ("done", image, report) | ("refused", message) | ("error", message)."""
     from PIL import Image
 
-    from faceattr.photo import load_photo
+    from faceattr.data.images import load_photo
 
     try:
         try:

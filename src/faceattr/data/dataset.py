@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from faceattr.data.celeba import default_split, read_attrs, read_partition
+from faceattr.data.images import load_rgb
 from faceattr.errors import FaceattrError
 from faceattr.fileio import atomic_path, write_text
 from faceattr.imaging import to_float  # noqa: F401  (re-exported: uint8 -> [-1, 1] float)
@@ -40,31 +40,6 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 SPLITS = {"train": 0, "val": 1, "test": 2}
 CROP_RULE = "square:resize;other:center-square;lanczos"
 CACHE_VERSION = 1
-
-
-def _square_box(w, h):
-    """Centred square crop box; (0, 20, 178, 198) for CelebA's 178x218."""
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    return left, top, left + s, top + s
-
-
-def load_rgb(path, resolution) -> np.ndarray:
-    """Decode any image file to uint8 (resolution, resolution, 3): EXIF orientation, any mode -> RGB."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit grey: scale to 8 bits, don't clip
-            a = np.asarray(img, dtype=np.float64)
-            img = Image.fromarray(np.clip(a / 257.0 + 0.5, 0, 255).astype(np.uint8))
-        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:  # flatten onto white
-            rgba = img.convert("RGBA")
-            img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-        img = img.convert("RGB")
-        if img.width != img.height:
-            img = img.crop(_square_box(img.width, img.height))
-        if img.size != (resolution, resolution):
-            img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
-        return np.asarray(img, dtype=np.uint8)
 
 
 SPLIT_CODES = {"train": 0, "0": 0, "val": 1, "valid": 1, "validation": 1, "1": 1, "test": 2, "2": 2}

@@ -5,10 +5,10 @@ ROOT/list_attr_celeba.txt (Male, Young, Smiling as 1/-1), ROOT/list_eval_partiti
 (the fixed hash split), and optionally contact sheets for checking the labels by eye.
 
 Rules (reasons in docs/DATA.md); each judge reads the face and its mirror image and averages the two
-readings (`judges.with_mirrors`: a single reading changed 3.3% of the Male labels under mirroring):
-- Male: P(male) >= 0.5 (dlib gender network, `judges.AgeGenderJudge`).
+readings (`judges.labeller.with_mirrors`: a single reading changed 3.3% of the Male labels under mirroring):
+- Male: P(male) >= 0.5 (dlib gender network, `judges.labeller.AgeGenderJudge`).
 - Young: expected apparent age < YOUNG_BELOW years (dlib age network).
-- Smiling: P(happy) >= 0.5 (FER2013 mini-Xception, `judges.SmileJudge`).
+- Smiling: P(happy) >= 0.5 (FER2013 mini-Xception, `judges.labeller.SmileJudge`).
 """
 
 import csv
@@ -29,7 +29,7 @@ from faceattr.fileio import save_image, write_text
 IMAGE_DIR = "img_align_celeba"
 RAW_NAME = "labels_raw.csv"
 RAW_COLUMNS = ("filename", "p_male", "age", "p_smile", "face_found", "views")
-VIEWS = 2  # each face is read as it is and mirrored, and the readings averaged (`judges.with_mirrors`)
+VIEWS = 2  # each face is read as it is and mirrored, and the readings averaged (`judges.labeller.with_mirrors`)
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 ATTRIBUTES = ("Male", "Young", "Smiling")
 YOUNG_BELOW = 40.0
@@ -108,7 +108,7 @@ def read_soft_labels(root, filenames, attrs) -> np.ndarray:
 
 
 def _judge_all(folder: Path, names: list[str], raw: dict, raw_path: Path):
-    from faceattr.judges import AgeGenderJudge, SmileJudge, face_boxes
+    from faceattr.judges.labeller import AgeGenderJudge, SmileJudge, face_boxes
 
     ag, smile = AgeGenderJudge(), SmileJudge()
     since_save = 0
@@ -225,3 +225,34 @@ def write_sheets(folder: Path, names: list[str], cols: np.ndarray, values: np.nd
             save_image(sheet, path)
             written.append(path)
     return written
+
+
+class AttributeLabeller:
+    """The corpus labeller's rules (this module's: the same judges and thresholds) applied to any faces,
+    e.g. G-Net samples: uint8 (N, H, W, 3) -> (labels float32 (N, A) in {0, 1}, face found bool (N,)).
+    `soft`: the judges' probabilities instead (`soft_labels_from_raw`).
+    Faces under 128 px are upscaled first, as for the realism judges (dlib's HOG box needs ~80 px faces)."""
+
+    def __init__(self, attrs, soft: bool = False):
+        unknown = [a for a in attrs if a not in ATTRIBUTES]
+        if unknown:
+            raise FaceattrError(f"the labeller knows {', '.join(ATTRIBUTES)}, not {', '.join(unknown)}")
+        self.attrs, self.cols, self.soft = list(attrs), [ATTRIBUTES.index(a) for a in attrs], soft
+        self._ag = self._smile = None
+
+    def __call__(self, images):
+        from faceattr.judges.labeller import AgeGenderJudge, SmileJudge, face_boxes
+        from faceattr.judges.common import upscale
+
+        images = [upscale(np.ascontiguousarray(im)) for im in images]
+        boxes, found = face_boxes(images)
+        p_male = age = p_smile = np.zeros(len(images), np.float32)
+        if {"Male", "Young"} & set(self.attrs):
+            self._ag = self._ag or AgeGenderJudge()
+            p_male, age = self._ag.judge(images, boxes)
+        if "Smiling" in self.attrs:
+            self._smile = self._smile or SmileJudge()
+            p_smile = self._smile.judge(images, boxes)
+        if self.soft:
+            return soft_labels_from_raw(p_male, age, p_smile)[:, self.cols], found
+        return (labels_from_raw(p_male, age, p_smile)[:, self.cols] > 0).astype(np.float32), found

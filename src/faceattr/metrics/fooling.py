@@ -7,13 +7,13 @@ import math
 import numpy as np
 import torch
 
-from faceattr.generate import decode
+from faceattr.nets.gnet import decode
 from faceattr.latent import scores, search
 
 
 def default_judge(attr: str):
     """The corpus labeller's rule for `attr` (dlib age/gender, FER smile): faces -> {0, 1} (N,)."""
-    from faceattr.classifier import AttributeLabeller
+    from faceattr.data.label import AttributeLabeller
 
     labeller = AttributeLabeller([attr])
     return lambda images: labeller(images)[0][:, 0]

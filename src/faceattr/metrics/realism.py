@@ -6,14 +6,12 @@
   real faces against training faces: what a perfect G would score) and a ceiling (an early checkpoint).
 """
 
-import cv2
 import numpy as np
 from scipy import linalg
 
-from faceattr.judges import Face, FaceDetector, FaceEmbedder
-
-JUDGE_SIZE = 128  # small samples are upscaled to this before detection and embedding
-
+from faceattr.judges.detector import Face, FaceDetector
+from faceattr.judges.identity import FaceEmbedder
+from faceattr.judges.common import upscale
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two sets of embeddings (rows)."""
@@ -21,12 +19,6 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean.real))
-
-
-def upscale(image: np.ndarray) -> np.ndarray:
-    if image.shape[0] >= JUDGE_SIZE:
-        return image
-    return cv2.resize(image, (JUDGE_SIZE, JUDGE_SIZE), interpolation=cv2.INTER_CUBIC)
 
 
 class Realism:
@@ -63,7 +55,8 @@ def evaluate_gan(data, checkpoint=None, n: int = 1000, ceiling=None, seed: int =
     Reference faces are the corpus' test split; the floor scores as many training faces against them.
     """
     from faceattr.data.dataset import FaceDataset
-    from faceattr.generate import load_generator, sample
+    from faceattr.weights import load_generator
+    from faceattr.nets.gnet import sample
 
     g = load_generator(checkpoint)
     test = FaceDataset(data, g.resolution, split="test")

@@ -40,13 +40,13 @@ from faceattr.data.label import YOUNG_BELOW
 from faceattr.editor import Editor
 from faceattr.errors import FaceattrError
 from faceattr.fileio import write_text
-from faceattr.generate import decode, sample
+from faceattr.nets.gnet import decode, sample
 from faceattr.imaging import grid
-from faceattr.judges import DlibFaceEmbedder
+from faceattr.judges.identity import DlibFaceEmbedder
 from faceattr.metrics.classification import json_safe
 from faceattr.metrics.edits import DIRECTIONS, measure_edits, real_photos
 from faceattr.metrics.realism import evaluate_gan
-from faceattr.photo import load_photo
+from faceattr.data.images import load_photo
 from faceattr.training.classifier import evaluate
 
 SEED = 0

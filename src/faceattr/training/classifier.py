@@ -35,11 +35,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from faceattr.classifier import ENet
+from faceattr.nets.enet import ENet
 from faceattr.errors import FaceattrError
 from faceattr.fileio import atomic_path, write_text
 from faceattr.imaging import to_float
 from faceattr.metrics.classification import json_safe, report
+from faceattr import weights
 from faceattr.training import runtime
 from faceattr.training.augment import POLICIES, diff_augment
 
@@ -158,7 +159,8 @@ def labelled_pool(cfg: ClassifierConfig, kind: str, attrs, labeller, train_set) 
             if str(f["key"]) == key:
                 return f["images"], f["labels"]
     if kind == "gan":
-        from faceattr.generate import load_generator, sample
+        from faceattr.weights import load_generator
+        from faceattr.nets.gnet import sample
 
         g = load_generator(cfg.gnet or None)
         if g.resolution != cfg.resolution:
@@ -172,7 +174,7 @@ def labelled_pool(cfg: ClassifierConfig, kind: str, attrs, labeller, train_set) 
         images = np.concatenate([(a[i:i + 256] * faces[pairs[i:i + 256, 0]] + (1 - a[i:i + 256])
                                   * faces[pairs[i:i + 256, 1]] + 0.5).astype(np.uint8) for i in range(0, n, 256)])
     if labeller is None:
-        from faceattr.classifier import AttributeLabeller
+        from faceattr.data.label import AttributeLabeller
 
         labeller = AttributeLabeller(attrs, soft=cfg.soft_labels)
     labels, found = [], []
@@ -195,7 +197,7 @@ def lineage(init: str) -> list[dict]:
     accuracy), for the model card; [] without --init or when starting from a .safetensors."""
     if not init or Path(init).suffix != ".pt":
         return []
-    ckpt = runtime.load_checkpoint(init)
+    ckpt = weights.load_checkpoint(init)
     accuracy = {a: m["accuracy"] for a, m in (ckpt.get("test_metrics") or {}).items()}
     return [*ckpt.get("lineage", []), {"command": ckpt["command"], "epochs": ckpt["epoch"],
                                         "best_epoch": ckpt["best_epoch"] + 1, "test_accuracy": accuracy}]
@@ -270,7 +272,7 @@ class Trainer:
             self.start_from(cfg.init)
         self.e_ema = copy.deepcopy(self.e).requires_grad_(False) if cfg.ema_kimg else None
         if self.ckpt_path.exists():
-            self.resume(runtime.load_checkpoint(self.ckpt_path))
+            self.resume(weights.load_checkpoint(self.ckpt_path))
         self.e_ddp = self.dist.wrap(self.e)  # after loading: every process starts from rank 0's weights
         self._perm = (None, None, None)
 
@@ -294,10 +296,11 @@ class Trainer:
     def start_from(self, init):
         """--init: another run's best weights (or exported ones); its chain of runs is kept for the model
         card now, since that run may be gone by export time. A resumed run has both in its checkpoint.
-        A narrower E-Net is widened to --width first, computing the same logits (`classifier.widen`); from
+        A narrower E-Net is widened to --width first, computing the same logits (`nets.enet.widen`); from
         an E-Net of more attributes, the trunk and the heads of this run's attributes are kept, so a one-attribute
         E-Net (the patent's per-attribute classifier) can grow from a shared one."""
-        from faceattr.classifier import ENetGroup, load_classifier, select_heads, widen
+        from faceattr.nets.enet import ENetGroup, select_heads, widen
+        from faceattr.weights import load_classifier
 
         e = load_classifier(init)
         if isinstance(e, ENetGroup):  # its member that judges this run's attributes
@@ -332,7 +335,7 @@ class Trainer:
             runtime.set_rng_state(s["rng"])
 
     def save(self):
-        runtime.save_checkpoint(self.ckpt_path, self.state())
+        weights.save_checkpoint(self.ckpt_path, self.state())
 
     @property
     def e_judged(self):

@@ -19,9 +19,10 @@ from tqdm import tqdm
 
 from faceattr import weights
 from faceattr.errors import FaceattrError
-from faceattr.generate import load_generator
+from faceattr.weights import load_generator
 from faceattr.imaging import to_float
-from faceattr.latent import ENC_KEYS, Encoder, psnr
+from faceattr.nets.encoder import ENC_KEYS, Encoder
+from faceattr.latent import psnr
 from faceattr.training import runtime
 
 
@@ -66,7 +67,7 @@ class Trainer:
             self.real = to_float(val.images[:cfg.eval_n])
         self.ckpt_path = self.out / "checkpoint.pt"
         if self.ckpt_path.exists():
-            self.resume(runtime.load_checkpoint(self.ckpt_path))
+            self.resume(weights.load_checkpoint(self.ckpt_path))
 
     def net_config(self):
         return {k: getattr(self.e, k) for k in ENC_KEYS}
@@ -123,7 +124,7 @@ class Trainer:
         log.log(self.step, **row)
         weights.save(self.e, self.out / "encoder.safetensors", "encoder", self.net_config(),
                      card={"gnet": str(self.cfg.gnet), "kimg": self.nimg / 1000, **row})
-        runtime.save_checkpoint(self.ckpt_path, self.state())
+        weights.save_checkpoint(self.ckpt_path, self.state())
         return row
 
     def run(self):

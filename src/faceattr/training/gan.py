@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from faceattr.errors import FaceattrError
 from faceattr import weights
-from faceattr.generate import GEN_KEYS, decode
+from faceattr.nets.gnet import GEN_KEYS, decode
 from faceattr.imaging import save_grid, to_float
-from faceattr.networks import Discriminator, Generator
+from faceattr.nets.gnet import Discriminator, Generator
 from faceattr.training import runtime
 from faceattr.training.augment import diff_augment, parse_policy
 
@@ -119,7 +119,7 @@ class Trainer:
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1000 * self.dist.rank)
         self.ckpt_path = self.out / "checkpoint.pt"
         if self.ckpt_path.exists():
-            self.resume(runtime.load_checkpoint(self.ckpt_path))
+            self.resume(weights.load_checkpoint(self.ckpt_path))
         # Wrap after loading so every process starts from rank 0's identical weights.
         self.g_ddp, self.d_ddp = self.dist.wrap(self.g), self.dist.wrap(self.d)
         fixed = torch.Generator().manual_seed(12345)
@@ -169,7 +169,7 @@ class Trainer:
         # Small G-Net snapshots: any one can be evaluated or shipped later (an early one is FD's ceiling).
         weights.save(self.g_ema, self.out / "snapshots" / f"gnet-{kimg}.safetensors", "gnet",
                      {k: getattr(self.g_ema, k) for k in GEN_KEYS})
-        runtime.save_checkpoint(self.ckpt_path, self.state())
+        weights.save_checkpoint(self.ckpt_path, self.state())
         return row
 
     def plateaued(self):

@@ -1,4 +1,5 @@
-"""What every training loop needs: devices, torchrun/DDP setup, exact-resume checkpoints, logs."""
+"""What every training loop needs: devices, torchrun/DDP setup, RNG state for exact resumes, EMA, logs
+(checkpoints are written and read by `weights.save_checkpoint` / `load_checkpoint`)."""
 
 import csv
 import os
@@ -89,16 +90,6 @@ def seed_all(seed: int):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def save_checkpoint(path, state: dict):
-    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 class MetricLog:

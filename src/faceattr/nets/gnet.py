@@ -1,4 +1,4 @@
-"""The patent's networks: G-Net (generator) and D-Net (discriminator), DCGAN-shaped.
+"""The patent's networks: G-Net (generator) and D-Net (discriminator), DCGAN-shaped; drawing faces from G.
 
 G maps z ~ N(0, I) to an RGB face in [-1, 1]; D maps a face to one real/fake logit.
 Both double/halve the resolution per block, so 64 and 128 (any power of two >= 8) work.
@@ -12,6 +12,10 @@ import math
 import torch
 from torch import nn
 from torch.nn.utils import spectral_norm
+
+from faceattr.imaging import to_uint8
+
+GEN_KEYS = ("z_dim", "resolution", "width")
 
 
 def channels_at(res: int, width: int) -> int:
@@ -89,3 +93,15 @@ class Discriminator(nn.Module):
         if self.mbstd is not None:
             x = self.mbstd(x)
         return self.out(x).view(-1)
+
+
+@torch.no_grad()
+def decode(g, z, batch: int = 256):
+    """Latents -> uint8 faces (N, H, W, 3), in chunks to bound memory."""
+    return torch.cat([torch.from_numpy(to_uint8(g(z[i:i + batch]))) for i in range(0, len(z), batch)]).numpy()
+
+
+def sample(g: Generator, n: int, seed: int = 0, truncation: float = 1.0):
+    """n faces as uint8 (n, H, W, 3); the same seed always gives the same faces."""
+    z = torch.randn(n, g.z_dim, generator=torch.Generator().manual_seed(seed)) * truncation
+    return decode(g, z)

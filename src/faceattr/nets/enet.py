@@ -9,18 +9,12 @@ one-attribute binary classifier). Built for a useful input gradient, since S32 f
 Input (B, 3, R, R) in [-1, 1] at the G-Net resolution; output logits (B, A) in `attr_names` order.
 """
 
-import json
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceattr import weights
 from faceattr.errors import FaceattrError
-from faceattr.fileio import write_text
-from faceattr.networks import channels_at
+from faceattr.nets.gnet import channels_at
 
 ENET_KEYS = ("attr_names", "resolution", "width")
 
@@ -161,108 +155,3 @@ def select_heads(e: ENet, attrs) -> ENet:
     out.trunk.load_state_dict(e.trunk.state_dict())
     out.heads.weight.copy_(e.heads.weight[rows]), out.heads.bias.copy_(e.heads.bias[rows])
     return out
-
-
-def load_classifier(path=None) -> ENet | ENetGroup:
-    """E-Net in eval mode with gradients off: the shipped one (default), a run's checkpoint.pt (its
-    best-validation weights, S23; the latest, or their average with --ema-kimg, before the first validation)
-    or an exported .safetensors (one E-Net, or a group of them from `export_classifier`)."""
-    if path is None:
-        try:
-            path = weights.shipped_path("enet")
-        except FaceattrError:
-            raise FaceattrError("no E-Net is shipped yet: train one (`faceattr train classifier`) and pass its "
-                                "checkpoint.pt or exported .safetensors") from None
-    return weights.load_network(enet_from_config, path, "enet",
-                                lambda ckpt: (ckpt["E_best"] or ckpt.get("E_ema") or ckpt["E"], ckpt["net"]))
-
-
-def export_classifier(checkpoints, out) -> Path:
-    """Finished runs' checkpoint.pt (one path or several) -> one shippable E-Net .safetensors (best-validation
-    weights, fp16) with its model card (data, config, test metrics, command) in the metadata and beside it
-    as .md. From several runs, an ENetGroup: each attribute is judged by the first run that judges it."""
-    from faceattr.training.runtime import load_checkpoint
-
-    checkpoints = [checkpoints] if isinstance(checkpoints, (str, Path)) else checkpoints
-    nets, cards, taken = [], [], set()
-    for checkpoint in map(Path, checkpoints):
-        if checkpoint.suffix != ".pt":
-            raise FaceattrError(f"{checkpoint}: export takes a training run's checkpoint.pt")
-        e = load_classifier(checkpoint)
-        ckpt = load_checkpoint(checkpoint)
-        if not ckpt.get("test_metrics"):
-            raise FaceattrError(f"{checkpoint}: the run has not finished (no test metrics yet); resume it first")
-        keep = [a for a in e.attr_names if a not in taken]
-        if not keep:
-            raise FaceattrError(f"{checkpoint}: every attribute it judges comes from an earlier run")
-        nets.append(select_heads(e, keep) if keep != e.attr_names else e)
-        taken.update(keep)
-        cards.append({"model": "E-Net attribute judge (patent S21-S23)", "data": ckpt["data"], "config": ckpt["config"],
-                      "command": ckpt["command"], "epochs_trained": ckpt["epoch"],
-                      "trained_from": ckpt.get("lineage", []), "best_epoch": ckpt["best_epoch"] + 1,  # 1-based; 0: none
-                      "test_metrics": {a: ckpt["test_metrics"][a] for a in keep}})
-    net = nets[0] if len(nets) == 1 else ENetGroup(nets)
-    card = cards[0] if len(cards) == 1 else {
-        "model": "E-Net group: one E-Net per attribute set (patent S21-S23)", "members": cards,
-        "test_metrics": {a: m for c in cards for a, m in c["test_metrics"].items()}}
-    weights.save(net, out, "enet", net.net_config(), card=card)
-    write_text(Path(out).with_suffix(".md"), model_card_markdown(card))
-    return Path(out)
-
-
-def model_card_markdown(card: dict, h: str = "#") -> str:
-    """`h`: the title's heading level (a group's members are sections of its card)."""
-    if "members" in card:
-        return f"{h} {card['model']}\n\n" + "\n".join(
-            model_card_markdown({**m, "model": "E-Net for " + ", ".join(m["test_metrics"])}, h + "#")
-            for m in card["members"])
-
-    def f(v):
-        return "n/a" if v is None else f"{v:.4f}"
-
-    rows = "\n".join(f"| {a} | {f(m['accuracy'])} | {f(m['balanced_accuracy'])} | {f(m['roc_auc'])} | {f(m['ece'])} "
-                     f"| {f(m['positive_rate'])} | {m['n']} |" for a, m in card["test_metrics"].items())
-    history = "".join(f"{i + 1}. `{r['command']}`: {r['epochs']} epochs, best at {r['best_epoch']}; test accuracy "
-                      + (", ".join(f"{a} {v:.4f}" for a, v in r["test_accuracy"].items())
-                         or "not measured (stopped before its test)") + "\n"
-                      for i, r in enumerate(card.get("trained_from", [])))
-    history = f"Started from the weights of (oldest first):\n\n{history}\n" if history else ""
-    return (f"{h} {card['model']}\n\nCommand: `{card['command']}`\n\n{history}Data: `{json.dumps(card['data'])}`\n\n"
-            f"Best validation loss at epoch {card['best_epoch']} of {card['epochs_trained']}.\n\n"
-            f"{h}# Test split\n\n| attribute | accuracy | balanced acc. | ROC AUC | ECE | positive rate | n |\n"
-            f"|---|---|---|---|---|---|---|\n{rows}\n\n"
-            f"{h}# Config\n\n```\n{json.dumps(card['config'], indent=2)}\n```\n")
-
-
-class AttributeLabeller:
-    """The corpus labeller's rules (`data.label`: the same judges and thresholds) applied to any faces,
-    e.g. G-Net samples: uint8 (N, H, W, 3) -> (labels float32 (N, A) in {0, 1}, face found bool (N,)).
-    `soft`: the judges' probabilities instead (`data.label.soft_labels_from_raw`).
-    Faces under 128 px are upscaled first, as for the realism judges (dlib's HOG box needs ~80 px faces)."""
-
-    def __init__(self, attrs, soft: bool = False):
-        from faceattr.data.label import ATTRIBUTES
-
-        unknown = [a for a in attrs if a not in ATTRIBUTES]
-        if unknown:
-            raise FaceattrError(f"the labeller knows {', '.join(ATTRIBUTES)}, not {', '.join(unknown)}")
-        self.attrs, self.cols, self.soft = list(attrs), [ATTRIBUTES.index(a) for a in attrs], soft
-        self._ag = self._smile = None
-
-    def __call__(self, images):
-        from faceattr.data.label import labels_from_raw, soft_labels_from_raw
-        from faceattr.judges import AgeGenderJudge, SmileJudge, face_boxes
-        from faceattr.metrics.realism import upscale
-
-        images = [upscale(np.ascontiguousarray(im)) for im in images]
-        boxes, found = face_boxes(images)
-        p_male = age = p_smile = np.zeros(len(images), np.float32)
-        if {"Male", "Young"} & set(self.attrs):
-            self._ag = self._ag or AgeGenderJudge()
-            p_male, age = self._ag.judge(images, boxes)
-        if "Smiling" in self.attrs:
-            self._smile = self._smile or SmileJudge()
-            p_smile = self._smile.judge(images, boxes)
-        if self.soft:
-            return soft_labels_from_raw(p_male, age, p_smile)[:, self.cols], found
-        return (labels_from_raw(p_male, age, p_smile)[:, self.cols] > 0).astype(np.float32), found

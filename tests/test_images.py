@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from faceattr.errors import FaceattrError
-from faceattr.photo import load_photo
+from faceattr.data.images import load_photo
 
 
 def gradient(h=40, w=60):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from faceattr.networks import Discriminator, Generator, MinibatchStd
+from faceattr.nets.gnet import Discriminator, Generator, MinibatchStd
 
 
 @pytest.mark.parametrize("res", [16, 64, 128])

@@ -1,6 +1,7 @@
-"""Safe loading of a user's photo for editing (the patent's O of S31, before detection and alignment).
+"""The one image decoder: a user's photo for editing (the patent's O of S31, before detection and
+alignment, `load_photo`) and a corpus image for training (`load_rgb`: also squared and resized).
 
-Anything a user may point at gives either an RGB uint8 (H, W, 3) array or a one-line FaceattrError:
+For a photo, anything a user may point at gives either an RGB uint8 (H, W, 3) array or a one-line FaceattrError:
 not an image, a truncated or corrupt file, a decompression bomb (more than `MAX_PIXELS`), a
 missing or unreadable file. Every colour mode becomes RGB (grey, 16-bit, float, palette, CMYK,
 alpha flattened onto white) and the EXIF orientation is applied, so the pixels are upright as
@@ -69,6 +70,25 @@ def load_photo(path, max_pixels: int = MAX_PIXELS, data: bytes | None = None) ->
     except Exception as e:  # noqa: BLE001  Pillow's decoders raise OSError, SyntaxError, ValueError, ...
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise FaceattrError(f"{path}: truncated or corrupt image ({detail})") from None
+
+
+def _square_box(w, h):
+    """Centred square crop box; (0, 20, 178, 198) for CelebA's 178x218."""
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return left, top, left + s, top + s
+
+
+def load_rgb(path, resolution) -> np.ndarray:
+    """Decode a corpus image file to uint8 (resolution, resolution, 3): EXIF orientation, any mode -> RGB
+    (`to_rgb`), a centred square crop of any other shape (`data.dataset`), Pillow LANCZOS resize."""
+    with Image.open(path) as img:
+        img = to_rgb(ImageOps.exif_transpose(img))
+        if img.width != img.height:
+            img = img.crop(_square_box(img.width, img.height))
+        if img.size != (resolution, resolution):
+            img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
+        return np.asarray(img, dtype=np.uint8)
 
 
 def demo_photo() -> Path:
