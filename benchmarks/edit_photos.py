@@ -12,7 +12,7 @@ import argparse
 import json
 import time
 
-from faceattr.editor import Editor
+from faceattr.edit.pipeline import Editor
 from faceattr.metrics.edits import measure_edits, real_photos
 from faceattr.data.images import load_photo
 

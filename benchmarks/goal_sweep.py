@@ -14,8 +14,9 @@ import json
 
 import numpy as np
 
-from faceattr import align, latent
-from faceattr.editor import GAIN_LADDER, Editor, pick_rungs
+from faceattr.edit import align
+from faceattr.edit.search import search
+from faceattr.edit.pipeline import GAIN_LADDER, Editor, pick_rungs
 from faceattr.nets.gnet import decode
 from faceattr.metrics.edits import EditJudge, real_photos
 from faceattr.data.images import load_photo
@@ -39,7 +40,7 @@ def sweep(editor, judge, todo, search_goals, batch):
             s_photo = editor._scores(c)[:, [i for i, _ in goals]]
             for search_goal in search_goals:
                 options = dict(editor.search_options, goal=search_goal)
-                z2, _ = latent.search(editor.G, E, z1, [(columns[0], target)], **options)
+                z2, _ = search(editor.G, E, z1, [(columns[0], target)], **options)
                 g1, g2 = decode(editor.G, z1), decode(editor.G, z2)
                 s = editor.rung_scores(c, g1, g2, goals, grey)
                 for k, (name, photo, before, face) in enumerate(part):

@@ -1,4 +1,4 @@
-"""Measure S31/S32 (latent.invert, latent.search): inversion PSNR against steps on held-out corpus
+"""Measure S31/S32 (edit.invert.invert, edit.search.search): inversion PSNR against steps on held-out corpus
 faces, and seconds per face for a batch of 1 and of 32 (fp32 / bf16 autocast / channels_last).
 
     python benchmarks/latent_speed.py --gnet runs/gan64/snapshots/gnet-NNNNNN.safetensors \
@@ -18,7 +18,8 @@ from faceattr.weights import load_classifier
 from faceattr.data.dataset import FaceDataset
 from faceattr.weights import load_generator
 from faceattr.imaging import to_float
-from faceattr.latent import invert, scores, search
+from faceattr.edit.invert import invert
+from faceattr.edit.search import scores, search
 from faceattr.weights import load_encoder
 
 

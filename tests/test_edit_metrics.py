@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from faceattr.nets.enet import ENet
-from faceattr.editor import Editor
+from faceattr.edit.pipeline import Editor
 from faceattr.metrics.edits import Look, measure_edits, real_photos, summarise_edits
 from faceattr.nets.gnet import Generator
 from faceattr.data.images import demo_photo

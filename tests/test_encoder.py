@@ -7,7 +7,7 @@ import torch
 from faceattr import weights
 from faceattr.nets.gnet import GEN_KEYS
 from faceattr.nets.encoder import Encoder
-from faceattr.latent import invert
+from faceattr.edit.invert import invert
 from faceattr.weights import load_encoder
 from faceattr.nets.gnet import Generator
 from faceattr.training.encoder import EncoderConfig, Trainer

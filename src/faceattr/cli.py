@@ -146,7 +146,8 @@ def parse_edits(attrs, to) -> dict:
 
 
 def cmd_edit(args):
-    from faceattr.editor import Editor, edit_files, output_paths
+    from faceattr.edit.pipeline import Editor
+    from faceattr.edit.files import edit_files, output_paths
 
     edits = parse_edits(args.attr, args.to)
     outputs = output_paths(args.inputs, args.output, args.out_dir)

@@ -111,7 +111,7 @@ def _work(editor_args: dict, threads: int, max_pixels: int, conn):
     of an edit starts and then its reply."""
     import torch
 
-    from faceattr.editor import Editor
+    from faceattr.edit.pipeline import Editor
 
     torch.set_num_threads(threads)
     try:

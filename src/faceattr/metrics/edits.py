@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceattr import align
+from faceattr.edit import align
 from faceattr.data.label import ATTRIBUTES, labels_from_raw
 from faceattr.errors import FaceattrError
 from faceattr.judges.labeller import AgeGenderJudge, face_boxes

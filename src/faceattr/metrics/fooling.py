@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from faceattr.nets.gnet import decode
-from faceattr.latent import scores, search
+from faceattr.edit.search import scores, search
 
 
 def default_judge(attr: str):
@@ -21,7 +21,7 @@ def default_judge(attr: str):
 
 def fooling_rates(G, E, attr: str, judge=None, n: int = 64, steps: int = 60, lr: float = 0.05,
                   seed: int = 0, pool_factor: int = 4) -> dict:
-    """Run a plain S32 search (`latent.search`: loss 1/2 (t - s)^2, s = sigmoid(E(G(z)))[attr], Adam on
+    """Run a plain S32 search (`edit.search.search`: loss 1/2 (t - s)^2, s = sigmoid(E(G(z)))[attr], Adam on
     z, up to `steps` steps, a face stopping early only at s = 0.999 / 0.001; no prior or identity term)
     on G-Net samples in both directions, and ask `judge` (uint8 faces (N, H, W, 3) -> 0/1 (N,); default
     `default_judge(attr)`) about the results.

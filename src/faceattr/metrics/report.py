@@ -34,10 +34,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from skimage.metrics import structural_similarity
 
-from faceattr import __version__, align
+from faceattr import __version__
+from faceattr.edit import align
 from faceattr.data.dataset import FaceDataset
 from faceattr.data.label import YOUNG_BELOW
-from faceattr.editor import Editor
+from faceattr.edit.pipeline import Editor
 from faceattr.errors import FaceattrError
 from faceattr.fileio import write_text
 from faceattr.nets.gnet import decode, sample

@@ -1,4 +1,4 @@
-"""The inversion encoder (beyond the patent): image -> z, a start for S31 (`latent.invert`)."""
+"""The inversion encoder (beyond the patent): image -> z, a start for S31 (`edit.invert.invert`)."""
 
 from torch import nn
 

@@ -22,7 +22,7 @@ from faceattr.errors import FaceattrError
 from faceattr.weights import load_generator
 from faceattr.imaging import to_float
 from faceattr.nets.encoder import ENC_KEYS, Encoder
-from faceattr.latent import psnr
+from faceattr.edit.invert import psnr
 from faceattr.training import runtime
 
 

@@ -6,30 +6,29 @@ S31 invert them into z1, S32 search z2 for the requested attributes, S33 decode 
 finally each face goes back into its own photo at the photo's resolution (`align.paste_back`).
 
 S33 has two modes. `transfer=True` (default) adds G(z2) - G(z1) to the photo's own pixels
-(`latent.transfer`): the person's identity and every detail the 64 px GAN cannot draw stay, only
+(`s33.transfer`): the person's identity and every detail the 64 px GAN cannot draw stay, only
 what the edit changed moves. `transfer=False` is the patent's literal S33: the face is replaced by
 G(z2) (upscaled, colour-matched to the photo via G(z1)), which loses identity with a small GAN.
 """
 
 import inspect
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
-from faceattr import align, latent, weights
+from faceattr import weights
+from faceattr.edit import align
+from faceattr.edit import invert as s31
+from faceattr.edit import search as s32
+from faceattr.edit import transfer as s33
 from faceattr.weights import load_classifier
 from faceattr.errors import FaceattrError
-from faceattr.fileio import save_image, write_text
 from faceattr.nets.gnet import decode
 from faceattr.weights import load_generator
 from faceattr.imaging import grid, to_float
-from faceattr.data.images import load_photo
 
 DEBUG_SIZE = 128  # side of each tile of the debug strip
 # S33 defaults, from benchmarks/edit_photos.py on 47 real photos (male <-> female, E-Net run enet2):
@@ -94,11 +93,11 @@ class Editor:
     an encoder S31 starts from random z.
     Options (all optional):
     - `transfer` (default True): S33 by adding G(z2) - G(z1) to the photo (see module doc);
-      `transfer_blur`: low-pass sigma of that difference in GAN pixels (latent.transfer's `blur`);
-    - `invert_<name>`: passed to latent.invert as `name` (steps, restarts, jitter, prior_weight,
+      `transfer_blur`: low-pass sigma of that difference in GAN pixels (s33.transfer's `blur`);
+    - `invert_<name>`: passed to s31.invert as `name` (steps, restarts, jitter, prior_weight,
       feature_weight, lr, seed, bf16); `features`: a GAN run's checkpoint.pt whose D-Net feature maps
       are the feature loss of S31 (with invert_feature_weight > 0);
-    - `search_<name>`: passed to latent.search as `name` (steps, goal (here SEARCH_GOAL by default),
+    - `search_<name>`: passed to s32.search as `name` (steps, goal (here SEARCH_GOAL by default),
       prior_weight, identity_weight, lr, bf16); `search_identity_mask="face"` keeps the identity term off the
       face ellipse, where the edit must happen;
     - `transfer_gain`: multiplies the change G(z2) - G(z1) before it is added (transfer mode); a
@@ -111,9 +110,9 @@ class Editor:
     PASSES = ("transfer", "transfer_blur", "transfer_gain", "result_goal", "features", "mask", "feather")
 
     def __init__(self, gnet=None, enet=None, encoder=None, device="cpu", **options):
-        valid = {"invert_": set(inspect.signature(latent.invert).parameters) - {"G", "target", "init", "feature_fn",
+        valid = {"invert_": set(inspect.signature(s31.invert).parameters) - {"G", "target", "init", "feature_fn",
                                                                                "valid", "grey"},
-                 "search_": set(inspect.signature(latent.search).parameters) - {"G", "E", "z1", "attr_index",
+                 "search_": set(inspect.signature(s32.search).parameters) - {"G", "E", "z1", "attr_index",
                                                                                "target", "strength"}}
         passed = {"invert_": {}, "search_": {}}
         for key, value in options.items():
@@ -152,7 +151,7 @@ class Editor:
         self.mask, self.feather = options.get("mask", MASK), float(options.get("feather", 0.12))
         align.face_mask(8, self.feather, self.mask)  # an unknown region fails here, not mid-batch
         if options.get("features"):
-            invert_opts["feature_fn"] = latent.discriminator_features(options["features"])
+            invert_opts["feature_fn"] = s31.discriminator_features(options["features"])
         if isinstance(search_opts.get("identity_mask"), str):
             if search_opts["identity_mask"] != "face":
                 raise FaceattrError("search_identity_mask takes a (1 or B, 1, R, R) tensor or 'face'")
@@ -181,7 +180,7 @@ class Editor:
         return goals
 
     def invert(self, crops: np.ndarray, valid: np.ndarray | None = None, grey=None):
-        """S31 as `edit` runs it: the encoder's start (if any), then `latent.invert` with this editor's
+        """S31 as `edit` runs it: the encoder's start (if any), then `s31.invert` with this editor's
         options. crops: uint8 (N, R, R, 3) aligned faces; valid: (N, R, R) share of each pixel inside
         its photo (None: all); grey: (N,) bool, faces of grey photos (None: none) -> (z1, info)."""
         target = to_float(crops).to(self.device)
@@ -189,7 +188,7 @@ class Editor:
         if self.encoder is not None:
             with torch.no_grad():
                 init = self.encoder(target)
-        return latent.invert(self.G, target, init=init,
+        return s31.invert(self.G, target, init=init,
                              valid=None if valid is None else torch.from_numpy(np.asarray(valid, np.float32))[:, None],
                              grey=None if grey is None else torch.tensor(grey), **self.invert_options)
 
@@ -244,7 +243,7 @@ class Editor:
         stage("S32")
         t_invert, t = time.perf_counter() - t, time.perf_counter()
         E, columns = self._judge(goals)
-        z2, found = latent.search(self.G, E, z1, [(c, target) for c, (_, target) in zip(columns, goals)],
+        z2, found = s32.search(self.G, E, z1, [(c, target) for c, (_, target) in zip(columns, goals)],
                                   strength=strength, **self.search_options)  # S32
         stage("S33")
         t_search, t = time.perf_counter() - t, time.perf_counter()
@@ -323,10 +322,10 @@ class Editor:
         return np.stack(s)
 
     def _transferred(self, original, g1, g2, gain, grey):
-        """latent.transfer with this editor's blur, then the grey value only where `grey` (a bool tensor
+        """s33.transfer with this editor's blur, then the grey value only where `grey` (a bool tensor
         broadcast over (B, 3, H, W)): G-Net draws in colour, a grey photo has none."""
-        edited = latent.transfer(original, g1, g2, blur=self.transfer_blur, gain=gain)
-        return torch.where(grey, latent.luminance(edited), edited)
+        edited = s33.transfer(original, g1, g2, blur=self.transfer_blur, gain=gain)
+        return torch.where(grey, s31.luminance(edited), edited)
 
     def _paste(self, canvas, photo, face, g1, g2, grey=False, gain=1.0) -> np.ndarray:
         """S33 into the photo: `canvas` (the photo, maybe with other faces already pasted) with this
@@ -350,78 +349,3 @@ class Editor:
 # --------------------------------------------------------------------------------------------
 # The edit job over files (`faceattr edit`)
 # --------------------------------------------------------------------------------------------
-
-WRITABLE = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-
-
-def output_paths(inputs, output=None, out_dir=None) -> list[Path]:
-    """Where each input's edited photo goes: `output` (one input only) or out_dir/<input's name>
-    (formats Pillow cannot write become .png). Refuses to overwrite an input or to write two
-    inputs to one file."""
-    inputs = [Path(p) for p in inputs]
-    if (output is None) == (out_dir is None):
-        raise FaceattrError("give either -o FILE (one input) or --out-dir DIR")
-    if output is not None:
-        if len(inputs) != 1:
-            raise FaceattrError(f"-o takes one input, got {len(inputs)}: use --out-dir for several")
-        outs = [Path(output)]
-    else:
-        outs = [Path(out_dir) / (p.name if p.suffix.lower() in WRITABLE else p.stem + ".png") for p in inputs]
-    for src, dst in zip(inputs, outs):
-        if dst.suffix.lower() not in WRITABLE:
-            raise FaceattrError(f"{dst}: cannot write {dst.suffix or 'files without an extension'}; "
-                                f"use one of {', '.join(sorted(WRITABLE))}")
-        if dst.resolve() == src.resolve():
-            raise FaceattrError(f"{dst}: would overwrite the input; choose another output")
-    seen = {}
-    for src, dst in zip(inputs, outs):
-        if dst.resolve() in seen:
-            raise FaceattrError(f"{seen[dst.resolve()]} and {src} would both be written to {dst}")
-        seen[dst.resolve()] = src
-    return outs
-
-
-def _summary(result: Result, edits: dict) -> str:
-    parts = [f"{a} {f['s'][a]['photo']:.2f}->{f['s'][a]['result']:.2f}" for f in result.faces for a in edits]
-    return f"{len(result.faces)} face(s) edited; s (photo->result): {', '.join(parts)}"
-
-
-def edit_files(editor: Editor, inputs, outputs, edits: dict, strength: float = 1.0, all_faces: bool = False,
-               debug: bool = False, report: bool = False, batch: int = 8, log=print) -> list[str]:
-    """Edit every input photo into its output, `batch` photos (all their faces) per Editor.edit.
-
-    Goes on past a photo that fails (unreadable, no face) and returns the failures, one
-    "path: reason" line each. Every file is written atomically: the edited photo, with `report` its
-    JSON report beside it (<output>.json), with `debug` its strip (<output>.debug.png).
-    """
-    editor.goals(edits)  # a bad attribute fails the whole job before any photo is read
-    if batch < 1:
-        raise FaceattrError("--batch must be at least 1")
-    failures = []
-    pairs = list(zip(map(Path, inputs), map(Path, outputs)))
-    for start in range(0, len(pairs), batch):
-        loaded = []
-        for src, dst in pairs[start:start + batch]:
-            try:
-                loaded.append((src, dst, load_photo(src)))
-            except FaceattrError as e:  # its message starts with the path
-                failures.append(str(e))
-        if not loaded:
-            continue
-        results = editor.edit([p for _, _, p in loaded], edits, strength=strength, all_faces=all_faces, debug=debug)
-        for (src, dst, _), result in zip(loaded, results):
-            if result.error:
-                failures.append(f"{src}: {result.error}")
-                continue
-            try:
-                save_image(Image.fromarray(result.image), dst, quality=95)
-                if report:
-                    write_text(dst.with_name(dst.name + ".json"),
-                               json.dumps({"input": str(src), "output": str(dst), **result.report}, indent=2))
-                if debug:
-                    save_image(Image.fromarray(result.debug), dst.with_name(dst.name + ".debug.png"))
-            except OSError as e:
-                failures.append(f"{src}: cannot write {dst} ({e.strerror or e})")
-                continue
-            log(f"{src} -> {dst}: {_summary(result, edits)}")
-    return failures

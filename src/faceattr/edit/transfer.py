@@ -1,0 +1,29 @@
+"""S33 `transfer`: the converted face is G(z2) (`nets.gnet.decode`); `transfer` instead applies the change
+G(z2) - G(z1) to the original pixels, so detail the GAN cannot draw survives."""
+
+import torch
+import torch.nn.functional as F
+
+
+def gaussian_blur(x, sigma):
+    """Separable Gaussian blur of (B, C, H, W) with reflect padding; sigma in pixels."""
+    r = max(1, int(3 * sigma + 0.5))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device).pow(2) / (2 * sigma ** 2))
+    k = (k / k.sum()).repeat(x.shape[1], 1, 1, 1)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(-1, 1, 1, 2 * r + 1), groups=x.shape[1])
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(-1, 1, 2 * r + 1, 1), groups=x.shape[1])
+
+
+def transfer(original, g1, g2, blur=0.0, gain=1.0):
+    """S33 on the photo's own pixels: original + gain * (G(z2) - G(z1)), clamped to [-1, 1].
+
+    All (B, 3, ., .) in [-1, 1]; the difference is computed at the GAN's resolution, optionally
+    low-passed (Gaussian, `blur` = sigma in GAN pixels; 0 = off) and resized bilinearly to the
+    original's size. The caller chooses this or plain G(z2).
+    """
+    diff = gain * (g2.float() - g1.float())
+    if blur > 0:
+        diff = gaussian_blur(diff, blur)
+    if diff.shape[-2:] != original.shape[-2:]:
+        diff = F.interpolate(diff, size=original.shape[-2:], mode="bilinear", align_corners=False)
+    return (original.float() + diff.to(original.device)).clamp(-1, 1)

@@ -1,0 +1,114 @@
+from functools import partial
+
+import pytest
+import torch
+from torch import nn
+
+from faceattr.edit import invert as s31
+from faceattr.edit import search as s32
+from faceattr.edit.invert import discriminator_features, latent_starts
+from faceattr.edit.optim import prior_penalty
+from faceattr.errors import FaceattrError
+from faceattr.nets.gnet import Discriminator
+from faceattr.weights import save_checkpoint
+
+Z = 16  # G's z_dim (conftest.py)
+# The patent's losses alone, in fp32: the tests switch each extra on where they test it.
+invert = partial(s31.invert, bf16=False, prior_weight=0.0)
+search = partial(s32.search, bf16=False, prior_weight=0.0, identity_weight=0.0)
+
+
+def mse(a, b):
+    return (a - b).pow(2).flatten(1).mean(1)
+
+
+def test_inversion_of_a_drawable_face_beats_its_random_start(G, z_true):
+    target = G(z_true)
+    z1, info = invert(G, target, steps=60, restarts=1, lr=0.1)
+    start = mse(G(latent_starts(1, Z).expand(3, Z)), target)
+    assert z1.shape == (3, Z) and info["steps"] == 60
+    torch.testing.assert_close(info["mse"], mse(G(z1), target))
+    assert torch.all(info["mse"] < 0.02) and torch.all(info["mse"] < start / 10)
+    assert torch.all(info["psnr"] > 20)
+
+
+def test_more_restarts_are_never_worse(G, z_true):
+    target = G(z_true)
+    _, two = invert(G, target, steps=10, restarts=2, lr=0.1)
+    _, four = invert(G, target, steps=10, restarts=4, lr=0.1)
+    assert torch.all(four["loss"] <= two["loss"] + 1e-6)
+
+
+def test_batch_equals_one_face_at_a_time(G, z_true):
+    target = G(z_true)
+    z_all, info = invert(G, target, steps=15, restarts=2, lr=0.1, prior_weight=0.1)
+    for i in range(3):
+        z_one, one = invert(G, target[i:i + 1], steps=15, restarts=2, lr=0.1, prior_weight=0.1)
+        torch.testing.assert_close(z_one[0], z_all[i], atol=1e-4, rtol=1e-4)
+        assert one["restart"][0] == info["restart"][i]
+
+
+def test_encoder_start_feature_and_prior_terms(G, z_true):
+    target = G(z_true)
+    _, info = invert(G, target, steps=0, init=z_true)  # an exact start needs no step
+    assert torch.all(info["mse"] < 1e-10)
+    z_far = z_true * 3
+    z_free, _ = invert(G, G(z_far), steps=20, init=z_far, lr=0.1)
+    z_prior, _ = invert(G, G(z_far), steps=20, init=z_far, lr=0.1, prior_weight=10.0)
+    assert torch.all(prior_penalty(z_prior) < prior_penalty(z_free))
+    pool = lambda x: nn.functional.avg_pool2d(x, 4)  # noqa: E731
+    z_feat, _ = invert(G, target, steps=5, lr=0.1, feature_fn=pool, feature_weight=1.0)
+    z_pix, _ = invert(G, target, steps=5, lr=0.1)
+    assert not torch.allclose(z_feat, z_pix)
+    with pytest.raises(FaceattrError):
+        invert(G, torch.zeros(1, 3, 8, 8))
+
+
+def test_discriminator_features_from_a_run_checkpoint(G, z_true, tmp_path):
+    torch.manual_seed(2)
+    d = Discriminator(resolution=16, width=256)
+    d(torch.zeros(4, 3, 16, 16))  # one power iteration, so the saved spectral-norm state is not the initial one
+    save_checkpoint(tmp_path / "checkpoint.pt", {"config": {"resolution": 16, "width": 256, "spectral": True},
+                                                  "D": d.state_dict()})
+    features = discriminator_features(tmp_path / "checkpoint.pt")
+    x = G(z_true)
+    maps = features(x)
+    assert [m.shape[-1] for m in maps] == [8, 4]
+    d.eval()
+    torch.testing.assert_close(maps[-1], d.features(x))
+    z1, info = invert(G, x, steps=10, lr=0.1, feature_fn=features, feature_weight=1.0)
+    assert torch.isfinite(info["loss"]).all()
+
+
+def test_bf16_and_the_default_extras_still_invert_and_edit(G, E, z_true):
+    target = G(z_true)
+    z1, info = s31.invert(G, target, steps=60, lr=0.1, bf16=True)
+    assert torch.all(info["mse"] < 0.02)
+    for t in (1, 0):
+        _, found = s32.search(G, E, z1, 0, t, steps=30, strength=10.0, lr=0.1, bf16=True)
+        moved = found["s_after"][:, 0] - found["s_before"][:, 0]
+        assert torch.all(moved > 0 if t else moved < 0)
+
+
+def test_inversion_ignores_pixels_outside_the_photo(G, z_true):
+    target = G(z_true).clone()
+    valid = torch.ones(3, 1, 16, 16)
+    valid[..., 10:] = 0
+    target[..., 10:] = 1.0  # what a crop past the photo's border holds: not the face
+    z_masked, masked = invert(G, target, steps=60, lr=0.1, valid=valid, prior_weight=0)
+    z_plain, _ = invert(G, target, steps=60, lr=0.1, prior_weight=0)
+
+    def valid_error(z):
+        return (G(z) - target)[..., :10].pow(2).flatten(1).mean(1)
+
+    torch.testing.assert_close(masked["mse"], valid_error(z_masked))
+    assert torch.all(masked["mse"] < 0.02) and torch.all(masked["mse"] < valid_error(z_plain))
+
+
+def test_grey_targets_are_matched_by_their_grey_value(G, z_true):
+    from faceattr.edit.invert import luminance
+
+    target = luminance(G(z_true))
+    z1, info = invert(G, target, steps=60, lr=0.1, grey=torch.ones(3, dtype=torch.bool), prior_weight=0)
+    torch.testing.assert_close(info["mse"], mse(luminance(G(z1)), target))
+    assert torch.all(info["mse"] < 0.02)
