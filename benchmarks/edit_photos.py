@@ -3,8 +3,8 @@
     python benchmarks/edit_photos.py --enet RUN/checkpoint.pt --features GANRUN/checkpoint.pt \
         --encoder ENCRUN/encoder.safetensors --out bench_edits.json [--variants patent,defaults]
 
-Photos: `faceattr.metrics.edits.real_photos` (astronaut, ORL faces, damefaces). For every variant:
-share of Male edits the age/gender judge agrees with (`metrics.edits.measure_edits`), median SFace
+Photos: `faceattr.eval.edits.real_photos` (astronaut, ORL faces, damefaces). For every variant:
+share of Male edits the age/gender judge agrees with (`eval.edits.measure_edits`), median SFace
 cosine input/output, and the seconds of `Editor.edit` on one photo and on a batch of 32.
 """
 
@@ -12,9 +12,9 @@ import argparse
 import json
 import time
 
-from faceattr.edit.pipeline import Editor
-from faceattr.metrics.edits import measure_edits, real_photos
 from faceattr.data.images import load_photo
+from faceattr.edit.pipeline import Editor
+from faceattr.eval.edits import measure_edits, real_photos
 
 # The plain patent path, then one addition at a time (the encoder, feature and defaults rows
 # need their weights). Keys are Editor options.

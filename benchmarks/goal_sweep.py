@@ -14,12 +14,12 @@ import json
 
 import numpy as np
 
-from faceattr.edit import align
-from faceattr.edit.search import search
-from faceattr.edit.pipeline import GAIN_LADDER, Editor, pick_rungs
-from faceattr.nets.gnet import decode
-from faceattr.metrics.edits import EditJudge, real_photos
 from faceattr.data.images import load_photo
+from faceattr.edit import align
+from faceattr.edit.pipeline import GAIN_LADDER, Editor, pick_rungs
+from faceattr.edit.search import search
+from faceattr.eval.edits import EditJudge, real_photos
+from faceattr.nets.gnet import decode
 
 RESULT_GOALS = (0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
 

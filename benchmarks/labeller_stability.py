@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from faceattr.data.label import AttributeLabeller
 from faceattr.data.dataset import FaceDataset
+from faceattr.data.label import AttributeLabeller
 from faceattr.data.label import read_soft_labels
 from faceattr.imaging import to_float, to_uint8
-from faceattr.training.augment import brightness, contrast, saturation, translation
+from faceattr.train.augment import brightness, contrast, saturation, translation
 
 
 def jpeg(im, quality=90):

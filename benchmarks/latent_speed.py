@@ -13,14 +13,14 @@ import time
 
 import torch
 
-from faceattr.nets.enet import ENet
-from faceattr.weights import load_classifier
 from faceattr.data.dataset import FaceDataset
-from faceattr.weights import load_generator
-from faceattr.imaging import to_float
 from faceattr.edit.invert import invert
 from faceattr.edit.search import scores, search
+from faceattr.imaging import to_float
+from faceattr.nets.enet import ENet
+from faceattr.weights import load_classifier
 from faceattr.weights import load_encoder
+from faceattr.weights import load_generator
 
 
 def curve(G, faces, encoder, steps_list, lrs, restarts, prior_weight, bf16):

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from faceattr.data.dataset import FaceDataset
-from faceattr.training.gan import GanConfig, Trainer
+from faceattr.train.gan import GanConfig, Trainer
 
 
 class DecodeEveryBatch:

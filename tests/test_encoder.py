@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from faceattr import weights
-from faceattr.nets.gnet import GEN_KEYS
-from faceattr.nets.encoder import Encoder
 from faceattr.edit.invert import invert
-from faceattr.weights import load_encoder
+from faceattr.nets.encoder import Encoder
+from faceattr.nets.gnet import GEN_KEYS
 from faceattr.nets.gnet import Generator
-from faceattr.training.encoder import EncoderConfig, Trainer
+from faceattr.train.encoder import EncoderConfig, Trainer
+from faceattr.weights import load_encoder
 
 BATCH = 8
 

@@ -5,9 +5,9 @@ import time
 
 import torch
 
-from faceattr.weights import export_generator, load_generator
 from faceattr.nets.gnet import sample
-from faceattr.training.gan import GanConfig, Trainer, train
+from faceattr.train.gan import GanConfig, Trainer, train
+from faceattr.weights import export_generator, load_generator
 
 BATCH = 8
 
@@ -73,7 +73,7 @@ def test_kill_9_then_resume_matches_uninterrupted_run(tiny_corpus, tmp_path):
 
 def test_two_processes_keep_identical_weights(tiny_corpus, tmp_path, two_processes):
     steps = two_processes(f"""
-        from faceattr.training.gan import GanConfig, Trainer
+        from faceattr.train.gan import GanConfig, Trainer
         t = Trainer(GanConfig(data={str(tiny_corpus)!r}, out={str(tmp_path / 'ddp')!r}, resolution=16, width=256,
                               batch=16, max_kimg=0.08, ckpt_kimg=0.08, eval_n=0, bf16=False))
     """, "t.g, t.d")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceattr.errors import FaceattrError
 from faceattr.data.images import load_photo
+from faceattr.errors import FaceattrError
 
 
 def gradient(h=40, w=60):

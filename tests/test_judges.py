@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
+from faceattr.errors import FaceattrError
 from faceattr.judges import common, identity, labeller
 from faceattr.judges.detector import FaceDetector
-from faceattr.errors import FaceattrError
 
 skdata = pytest.importorskip("skimage.data")
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faceattr.judges import detector, labeller
 from faceattr.data import label
 from faceattr.data.celeba import default_split, read_attrs, read_partition
 from faceattr.errors import FaceattrError
+from faceattr.judges import detector, labeller
 
 
 class FakeJudges:

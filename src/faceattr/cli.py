@@ -45,21 +45,21 @@ def add_dataclass_options(parser, cls, skip=()):
 
 
 def cmd_train_gan(args):
-    from faceattr.training.gan import GanConfig, train
+    from faceattr.train.gan import GanConfig, train
 
     fields = {f.name for f in dataclasses.fields(GanConfig)}
     train(GanConfig(**{k: v for k, v in vars(args).items() if k in fields}))
 
 
 def cmd_train_encoder(args):
-    from faceattr.training.encoder import EncoderConfig, train
+    from faceattr.train.encoder import EncoderConfig, train
 
     fields = {f.name for f in dataclasses.fields(EncoderConfig)}
     train(EncoderConfig(**{k: v for k, v in vars(args).items() if k in fields}))
 
 
 def cmd_train_classifier(args):
-    from faceattr.training.classifier import ClassifierConfig, train
+    from faceattr.train.enet import ClassifierConfig, train
 
     fields = {f.name for f in dataclasses.fields(ClassifierConfig)}
     train(ClassifierConfig(**{k: v for k, v in vars(args).items() if k in fields}, attrs=tuple(args.attr or ())))
@@ -94,7 +94,7 @@ def cmd_eval_fooling(args):
     from faceattr.weights import load_classifier
     from faceattr.fileio import write_text
     from faceattr.weights import load_generator
-    from faceattr.metrics.fooling import fooling_rates
+    from faceattr.eval.fooling import fooling_rates
 
     G, E = load_generator(args.gnet), load_classifier(args.enet)
     result = {attr: fooling_rates(G, E, attr, n=args.n, steps=args.steps, seed=args.seed, pool_factor=args.pool_factor)
@@ -106,7 +106,7 @@ def cmd_eval_fooling(args):
 
 
 def cmd_eval_report(args):
-    from faceattr.metrics.report import build_report
+    from faceattr.eval.report import build_report
 
     if args.out is None:
         raise FaceattrError("eval: give --out DIR for the report, or a subcommand: gan, fooling")
@@ -120,7 +120,7 @@ def cmd_eval_gan(args):
     import json
 
     from faceattr.fileio import write_text
-    from faceattr.metrics.realism import evaluate_gan
+    from faceattr.eval.realism import evaluate_gan
 
     result = evaluate_gan(args.data, args.checkpoint, n=args.n, ceiling=args.ceiling, seed=args.seed)
     text = json.dumps(result, indent=2)
@@ -167,7 +167,7 @@ def cmd_edit(args):
 
 
 def cmd_serve(args):
-    from faceattr.serve import serve
+    from faceattr.serve.app import serve
 
     editor_args = {"gnet": args.gnet, "enet": args.enet, "encoder": False if args.no_encoder else args.encoder}
     serve(args.host, args.port, editor_args, max_upload=int(args.max_upload_mb * 2**20), workers=args.workers,
@@ -193,21 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_data_label)
 
     train = sub.add_parser("train", help="train the networks").add_subparsers(dest="train_command", required=True)
-    from faceattr.training.gan import GanConfig
+    from faceattr.train.gan import GanConfig
 
     s = train.add_parser("gan", help="train G-Net against D-Net (patent S11-S14); resumes from OUT/checkpoint.pt")
     s.add_argument("--data", required=True, help="corpus folder (CelebA layout or images + attributes.csv)")
     s.add_argument("--out", required=True, help="run folder: checkpoint, samples, metrics.csv, tensorboard/")
     add_dataclass_options(s, GanConfig, skip=("data", "out"))
     s.set_defaults(func=cmd_train_gan)
-    from faceattr.training.encoder import EncoderConfig
+    from faceattr.train.encoder import EncoderConfig
 
     s = train.add_parser("encoder", help="train the inversion encoder (image -> z) on G-Net's samples; resumes")
     s.add_argument("--gnet", required=True, help="G-Net: .safetensors or a GAN run's checkpoint.pt")
     s.add_argument("--out", required=True, help="run folder: checkpoint, encoder.safetensors, metrics.csv")
     add_dataclass_options(s, EncoderConfig, skip=("gnet", "out"))
     s.set_defaults(func=cmd_train_encoder)
-    from faceattr.training.classifier import ClassifierConfig
+    from faceattr.train.enet import ClassifierConfig
 
     s = train.add_parser("classifier", help="train E-Net, the attribute judge (patent S21-S23); resumes from "
                          "OUT/checkpoint.pt; then `faceattr export classifier`")

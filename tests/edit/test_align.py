@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from faceattr.data.images import demo_photo, load_photo
 from faceattr.edit import align
 from faceattr.errors import FaceattrError
-from faceattr.data.images import demo_photo, load_photo
 
 @pytest.fixture(scope="module")
 def astronaut():

@@ -12,14 +12,14 @@ from PIL import Image
 
 from faceattr.edit import align
 from faceattr import cli
+from faceattr.data.images import demo_photo, load_photo
 from faceattr.edit import files, pipeline
 from faceattr.edit import invert as s31
 from faceattr.edit import search as s32
-from faceattr.nets.enet import ENet, ENetGroup
 from faceattr.errors import FaceattrError
 from faceattr.nets.encoder import Encoder
+from faceattr.nets.enet import ENet, ENetGroup
 from faceattr.nets.gnet import Generator
-from faceattr.data.images import demo_photo, load_photo
 
 R, ATTRS, FAST = 16, ["Male", "Smiling"], {"invert_steps": 3, "search_steps": 3}
 

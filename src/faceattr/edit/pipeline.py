@@ -24,11 +24,11 @@ from faceattr.edit import align
 from faceattr.edit import invert as s31
 from faceattr.edit import search as s32
 from faceattr.edit import transfer as s33
-from faceattr.weights import load_classifier
 from faceattr.errors import FaceattrError
-from faceattr.nets.gnet import decode
-from faceattr.weights import load_generator
 from faceattr.imaging import grid, to_float
+from faceattr.nets.gnet import decode
+from faceattr.weights import load_classifier
+from faceattr.weights import load_generator
 
 DEBUG_SIZE = 128  # side of each tile of the debug strip
 # S33 defaults, from benchmarks/edit_photos.py on 47 real photos (male <-> female, E-Net run enet2):

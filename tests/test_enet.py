@@ -9,18 +9,18 @@ from PIL import Image
 from safetensors import safe_open
 
 from faceattr import weights
-from faceattr.nets.enet import ENet, widen
-from faceattr.weights import export_classifier, load_classifier, model_card_markdown
 from faceattr.cli import main
 from faceattr.data import label
 from faceattr.data.celeba import write_attrs, write_partition
 from faceattr.data.dataset import FaceDataset
 from faceattr.data.label import ATTRIBUTES
 from faceattr.errors import FaceattrError
-from faceattr.weights import load_generator
-from faceattr.metrics.fooling import fooling_rates
+from faceattr.eval.fooling import fooling_rates
+from faceattr.nets.enet import ENet, widen
 from faceattr.nets.gnet import Generator
-from faceattr.training.classifier import ClassifierConfig, Trainer, augment, evaluate, predict, train
+from faceattr.train.enet import ClassifierConfig, Trainer, augment, evaluate, predict, train
+from faceattr.weights import export_classifier, load_classifier, model_card_markdown
+from faceattr.weights import load_generator
 
 RES, WIDTH = 16, 256
 
@@ -335,7 +335,7 @@ def test_cli_trains_one_attribute_and_rejects_bad_options(labelled_corpus, tmp_p
 
 def test_two_processes_keep_identical_weights(labelled_corpus, tmp_path, two_processes):
     steps = two_processes(f"""
-        from faceattr.training.classifier import ClassifierConfig, Trainer
+        from faceattr.train.enet import ClassifierConfig, Trainer
         t = Trainer(ClassifierConfig(data={str(labelled_corpus)!r}, out={str(tmp_path / 'ddp')!r}, resolution={RES},
                                      width={WIDTH}, batch=20, max_epochs=2, adv_eps=0.03))
     """, "t.e")
@@ -372,7 +372,7 @@ def test_shipped_enet_reads_real_photos_like_the_labeller():
     sexes, not just the majority (most of these photos are of men)."""
     from faceattr.edit import align
     from faceattr.imaging import to_float
-    from faceattr.metrics.edits import EditJudge, real_photos
+    from faceattr.eval.edits import EditJudge, real_photos
     from faceattr.data.images import load_photo
 
     e, judge = load_classifier(), EditJudge()

@@ -24,11 +24,11 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from faceattr.errors import FaceattrError
-from faceattr.pool import EditPool, Job, NoWorker, QueueFull
+from faceattr.serve.pool import EditPool, Job, NoWorker, QueueFull
 
 MAX_STRENGTH = 2.0
 FORM_OVERHEAD = 64 * 1024  # multipart framing and the text fields, on top of the photo
-WEB = Path(str(resources.files("faceattr") / "web"))
+WEB = Path(str(resources.files("faceattr") / "serve" / "web"))
 
 # The formats we accept, by their first bytes (the name and the Content-Type are the client's word).
 SIGNATURES = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"BM", "BMP"),

@@ -1,13 +1,13 @@
-"""Judging edits of real photos (metrics/edits.py) with a tiny stand-in editor."""
+"""Judging edits of real photos (eval/edits.py) with a tiny stand-in editor."""
 
 import numpy as np
 import torch
 
-from faceattr.nets.enet import ENet
-from faceattr.edit.pipeline import Editor
-from faceattr.metrics.edits import Look, measure_edits, real_photos, summarise_edits
-from faceattr.nets.gnet import Generator
 from faceattr.data.images import demo_photo
+from faceattr.edit.pipeline import Editor
+from faceattr.eval.edits import Look, measure_edits, real_photos, summarise_edits
+from faceattr.nets.enet import ENet
+from faceattr.nets.gnet import Generator
 
 
 def test_real_photos_come_from_the_packages():

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import torch
 
-from faceattr.nets.gnet import decode
 from faceattr.edit.search import scores, search
+from faceattr.nets.gnet import decode
 
 
 def default_judge(attr: str):

@@ -15,11 +15,11 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from faceattr.data.images import demo_photo
 from faceattr.nets.enet import ENet
 from faceattr.nets.gnet import Generator
-from faceattr.data.images import demo_photo
-from faceattr.pool import EditPool
-from faceattr.serve import WEB, create_app, sniff
+from faceattr.serve.app import WEB, create_app, sniff
+from faceattr.serve.pool import EditPool
 
 R, ATTRS = 16, ["Male", "Smiling"]
 MAX_UPLOAD = 2**20  # 1 MB: the tests' limit, so that too-large files stay small

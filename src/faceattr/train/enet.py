@@ -35,14 +35,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from faceattr.nets.enet import ENet
 from faceattr.errors import FaceattrError
+from faceattr.eval.classification import json_safe, report
 from faceattr.fileio import atomic_path, write_text
 from faceattr.imaging import to_float
-from faceattr.metrics.classification import json_safe, report
+from faceattr.nets.enet import ENet
 from faceattr import weights
-from faceattr.training import runtime
-from faceattr.training.augment import POLICIES, diff_augment
+from faceattr.train import loop
+from faceattr.train.augment import POLICIES, diff_augment
 
 
 @dataclass
@@ -220,7 +220,7 @@ class Trainer:
             warnings.warn("--gnet is unused: G-Net samples are mixed in only with --gan-mix > 0", stacklevel=2)
         if cfg.max_epochs < 1 or cfg.ckpt_steps < 1:
             raise FaceattrError("--max-epochs and --ckpt-steps must be at least 1")
-        self.cfg, self.dist = cfg, runtime.Dist()
+        self.cfg, self.dist = cfg, loop.Dist()
         if cfg.batch % self.dist.world or cfg.batch < self.dist.world:
             raise FaceattrError(f"--batch {cfg.batch} must be a multiple of {self.dist.world} processes")
         self.out = Path(cfg.out)
@@ -256,9 +256,9 @@ class Trainer:
                 self.pools[kind] = labelled_pool(cfg, kind, self.attrs, labeller, self.train_set)
 
         dev = self.dist.device
-        runtime.seed_all(cfg.seed)  # the same initial weights in every process
+        loop.seed_all(cfg.seed)  # the same initial weights in every process
         self.e = ENet(self.attrs, cfg.resolution, cfg.width).to(dev)
-        runtime.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own augmentations
+        loop.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own augmentations
         self.opt = torch.optim.SGD(self.e.parameters(), cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                    weight_decay=cfg.weight_decay)
         pos = self.train_set.labels.mean(0)
@@ -290,7 +290,7 @@ class Trainer:
             "history": self.history,
             "best_loss": self.best_loss, "best_epoch": self.best_epoch, "test_metrics": self.test_metrics,
             "E": self.e.state_dict(), "E_ema": self.e_ema and self.e_ema.state_dict(), "E_best": self.e_best,
-            "opt": self.opt.state_dict(), "rng": runtime.rng_state(),
+            "opt": self.opt.state_dict(), "rng": loop.rng_state(),
         }
 
     def start_from(self, init):
@@ -332,7 +332,7 @@ class Trainer:
         self.lineage = s.get("lineage", [])
         self.command = s["command"]
         if self.dist.world == 1:  # RNG streams are per process; a changed world size starts fresh ones
-            runtime.set_rng_state(s["rng"])
+            loop.set_rng_state(s["rng"])
 
     def save(self):
         weights.save_checkpoint(self.ckpt_path, self.state())
@@ -389,7 +389,7 @@ class Trainer:
         loss.backward()
         self.opt.step()
         if self.e_ema is not None:
-            runtime.update_ema(self.e_ema, self.e, 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000)))
+            loop.update_ema(self.e_ema, self.e, 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000)))
         self.step += 1
         self.k += 1
         return {"loss": loss.item(), "lr": lr}
@@ -418,7 +418,7 @@ class Trainer:
 
     def run(self):
         cfg, main = self.cfg, self.dist.main
-        log = runtime.MetricLog(self.out, self.step if self.step else None) if main else None
+        log = loop.MetricLog(self.out, self.step if self.step else None) if main else None
         if main:
             write_text(self.out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
         t0, start = time.time(), self.step

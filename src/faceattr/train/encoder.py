@@ -18,12 +18,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from faceattr import weights
+from faceattr.edit.invert import psnr
 from faceattr.errors import FaceattrError
-from faceattr.weights import load_generator
 from faceattr.imaging import to_float
 from faceattr.nets.encoder import ENC_KEYS, Encoder
-from faceattr.edit.invert import psnr
-from faceattr.training import runtime
+from faceattr.train import loop
+from faceattr.weights import load_generator
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Trainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.g = load_generator(cfg.gnet).to(self.dev)
-        runtime.seed_all(cfg.seed)
+        loop.seed_all(cfg.seed)
         self.e = Encoder(self.g.z_dim, self.g.resolution, cfg.width).to(self.dev)
         self.opt = torch.optim.Adam(self.e.parameters(), cfg.lr)
         self.step, self.nimg, self.history = 0, 0, []
@@ -75,7 +75,7 @@ class Trainer:
     def state(self):
         return {"config": dataclasses.asdict(self.cfg), "net": self.net_config(), "step": self.step,
                 "nimg": self.nimg, "history": self.history, "E": self.e.state_dict(), "opt": self.opt.state_dict(),
-                "rng": runtime.rng_state(), "z_gen": self.z_gen.get_state()}
+                "rng": loop.rng_state(), "z_gen": self.z_gen.get_state()}
 
     def resume(self, s):
         if s["net"] != self.net_config():
@@ -83,7 +83,7 @@ class Trainer:
         self.e.load_state_dict(s["E"])
         self.opt.load_state_dict(s["opt"])
         self.step, self.nimg, self.history = s["step"], s["nimg"], s["history"]
-        runtime.set_rng_state(s["rng"])
+        loop.set_rng_state(s["rng"])
         self.z_gen.set_state(s["z_gen"])
 
     def train_step(self):
@@ -129,7 +129,7 @@ class Trainer:
 
     def run(self):
         cfg = self.cfg
-        log = runtime.MetricLog(self.out, self.step if self.nimg else None)
+        log = loop.MetricLog(self.out, self.step if self.nimg else None)
         (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         t0, ckpt = time.time(), int(cfg.ckpt_kimg * 1000)
         next_ckpt = (self.nimg // ckpt + 1) * ckpt

