@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from faceattr.judges.human import EditJudge
-from faceattr.metrics.edits import EditJudge as LabellerJudge
-from faceattr.metrics.edits import real_photos
-from faceattr.photo import load_photo
+from faceattr.eval.edits import EditJudge as LabellerJudge
+from faceattr.eval.edits import real_photos
+from faceattr.data.images import load_photo
 
 # Read by eye (the bench's author): the women among the photos; everyone else is a man or a boy.
 WOMEN = {"assets/astronaut.jpg", "files/girl1.jpg", "files/girl2.jpg", "files/kid2.jpg"}
