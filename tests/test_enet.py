@@ -195,7 +195,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(labelled_corpus, ti
 def test_export_and_load_round_trip(labelled_corpus, tmp_path, monkeypatch):
     ckpt = tmp_path / "run" / "checkpoint.pt"
     broken = Trainer(config(labelled_corpus, tmp_path / "run", max_epochs=1))
-    broken.test = lambda log: None  # stop before the test split: not finished
+    broken.test = lambda: None  # stop before the test split: not finished
     broken.run()
     with pytest.raises(FaceattrError, match="not finished"):
         export_classifier(ckpt, tmp_path / "enet.safetensors")

@@ -3,8 +3,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
+from faceattr.cli import main
 from faceattr.nets.gnet import sample
 from faceattr.train.gan import GanConfig, Trainer, train
 from faceattr.weights import export_generator, load_generator
@@ -62,10 +64,11 @@ def test_kill_9_then_resume_matches_uninterrupted_run(tiny_corpus, tmp_path):
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert torch.load(ckpt, weights_only=False)["step"] < steps, "killed too late to test resuming"
+    assert torch.load(ckpt, weights_only=True)["step"] < steps, "killed too late to test resuming"
     subprocess.run(cli_train(tiny_corpus, tmp_path / "b", steps), check=True, capture_output=True)
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
-    b = torch.load(ckpt, weights_only=False)
+    assert not list((tmp_path / "b").glob(".checkpoint.pt.*")), "the killed write's temp file is left"
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    b = torch.load(ckpt, weights_only=True)
     assert a["step"] == b["step"] == steps
     for k in a["G_ema"]:
         torch.testing.assert_close(a["G_ema"][k], b["G_ema"][k], rtol=0, atol=0)
@@ -80,11 +83,23 @@ def test_two_processes_keep_identical_weights(tiny_corpus, tmp_path, two_process
     assert steps == 5
 
 
-def test_bad_options_give_one_line_errors(tiny_corpus, tmp_path):
+def test_bad_options_give_one_line_errors(tiny_corpus, tmp_path, capsys):
     r = subprocess.run(cli_train(tiny_corpus, tmp_path / "x", 1) + ["--loss", "wgan"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "wgan" in r.stderr
-    r = subprocess.run(cli_train(tmp_path / "nowhere", tmp_path / "x", 1), capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    cases = [([], "nowhere"), (["--ckpt-kimg", "0"], "--ckpt-kimg must be a number > 0, not 0.0"),
+             (["--batch", "0"], "--batch"), (["--max-kimg", "-1"], "--max-kimg"), (["--lr-g", "nan"], "--lr-g"),
+             (["--resolution", "12"], "power of two"), (["--augment", "sparkle"], "sparkle"),
+             (["--batch", "6"], "multiple of 4"), (["--device", "tpu"], "--device must be one of auto, cpu, cuda")]
+    if not torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "--device cuda: no CUDA GPU"))
+    for extra, word in cases:
+        capsys.readouterr()
+        data = tmp_path / "nowhere" if not extra else tiny_corpus
+        with pytest.raises(SystemExit) as e:
+            main(cli_train(data, tmp_path / "x", 1)[3:] + extra)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and err.strip().count("\n") == 0 and word in err, err
+        assert not (tmp_path / "x").exists(), f"{extra}: --out was created before the inputs were checked"
 
 
 def test_export_and_sample_are_deterministic(tiny_corpus, tmp_path):

@@ -6,6 +6,9 @@ own run checkpoint (`checkpoint.pt`) or exported `.safetensors` loads through th
 """
 
 import json
+import pickle
+import re
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -19,7 +22,8 @@ from faceattr.nets.enet import ENet, ENetGroup, enet_from_config, select_heads
 from faceattr.nets.gnet import GEN_KEYS, Generator
 
 SHIPPED = {"gnet": "gnet.safetensors", "enet": "enet.safetensors",
-           "encoder": "encoder.safetensors"}
+           "encoder": "encoder.safetensors", "style_encoder": "style_encoder.safetensors",
+           "directions": "directions.safetensors"}
 
 
 def shipped_path(name: str) -> Path:
@@ -38,30 +42,73 @@ def save(module: torch.nn.Module, path, kind: str, config: dict, half: bool = Tr
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load(path, kind: str):
-    """-> (state_dict in float32, config dict) from a .safetensors written by `save`."""
+def reason(e: BaseException) -> str:
+    """A short, one-line account of what a failed read or load_state_dict found."""
+    if isinstance(e, KeyError):
+        return f"no {e.args[0]!r} in it" if e.args else "a key is missing"
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Error(s) in loading state_dict"):
+        lines = lines[1:]
+    text = "; ".join(lines) or type(e).__name__
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def existing_file(path, what: str) -> Path:
     path = Path(path)
     if not path.exists():
-        raise FaceattrError(f"{path}: no such weights file")
+        raise FaceattrError(f"{path}: no such {what}")
+    if not path.is_file():
+        raise FaceattrError(f"{path}: a folder, not a {what}")
+    return path
+
+
+def load(path, kind: str):
+    """-> (state_dict in float32, config dict) from a .safetensors written by `save`."""
+    path = existing_file(path, "weights file")
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
         state = load_file(str(path))
     except Exception as e:  # safetensors raises several types for a damaged file
-        raise FaceattrError(f"{path}: not a readable safetensors file ({e})") from None
+        raise FaceattrError(f"{path}: not a readable safetensors file ({reason(e)})") from None
     if meta.get("kind") != kind:
         raise FaceattrError(f"{path}: holds {meta.get('kind')!r} weights, expected {kind!r}")
-    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, json.loads(meta["config"])
+    try:
+        config = json.loads(meta["config"])
+    except (KeyError, ValueError) as e:
+        raise FaceattrError(f"{path}: its metadata has no readable network config ({reason(e)})") from None
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, config
 
 
 def save_checkpoint(path, state: dict):
-    """Write atomically: a kill during the write leaves the previous checkpoint intact."""
+    """Write atomically: a kill during the write leaves the previous checkpoint intact. Only tensors and
+    plain data (dicts, lists, numbers, strings), so that `load_checkpoint` can read it without pickle's code."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path):
-    return torch.load(path, map_location="cpu", weights_only=False)
+def load_checkpoint(path) -> dict:
+    """A checkpoint.pt as a dict, read with weights_only=True: a file whose unpickling would call
+    anything (run code) is refused before anything runs; a damaged one is a one-line FaceattrError."""
+    path = existing_file(path, "checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Detected pickle protocol ..." on foreign files
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))  # torch's weights-only unpickler refused an import
+        if found:
+            raise FaceattrError(f"{path}: refused: loading it would call {found[1].rstrip('.')}, and a "
+                                "checkpoint holds only tensors and plain data (it may run code)") from None
+        raise FaceattrError(f"{path}: not a readable checkpoint (not a torch.save file, or damaged)") from None
+    except EOFError:
+        what = "empty" if path.stat().st_size == 0 else "cut short"
+        raise FaceattrError(f"{path}: not a readable checkpoint (the file is {what})") from None
+    except Exception as e:  # torch raises RuntimeError, KeyError, ... for a truncated or foreign file
+        raise FaceattrError(f"{path}: not a readable checkpoint ({reason(e).split('. ')[0]})") from None
+    if not isinstance(ckpt, dict):
+        raise FaceattrError(f"{path}: not a training checkpoint (it holds a {type(ckpt).__name__}, not a dict)")
+    return ckpt
 
 
 def load_network(cls, path, kind: str, from_checkpoint):
@@ -69,18 +116,25 @@ def load_network(cls, path, kind: str, from_checkpoint):
     training run's checkpoint.pt, where `from_checkpoint(ckpt) -> (state_dict, config)`."""
     path = Path(path)
     if path.suffix == ".pt":
-        if not path.exists():
-            raise FaceattrError(f"{path}: no such checkpoint")
-        state, config = from_checkpoint(load_checkpoint(path))
+        try:
+            state, config = from_checkpoint(load_checkpoint(path))
+        except (KeyError, TypeError) as e:
+            raise FaceattrError(f"{path}: not a training checkpoint of {kind} ({reason(e)})") from None
     else:
         state, config = load(path, kind)
-    net = cls(**config)
-    net.load_state_dict(state)
+    try:
+        net = cls(**config)
+    except (TypeError, ValueError, KeyError) as e:
+        raise FaceattrError(f"{path}: its {kind} config {config} does not build a network ({reason(e)})") from None
+    try:
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, KeyError) as e:
+        raise FaceattrError(f"{path}: its weights do not fit a {kind} of config {config} ({reason(e)})") from None
     return net.eval().requires_grad_(False)
 
 
 def load_generator(checkpoint=None) -> Generator:
-    """G-Net in eval mode with gradients off. A training checkpoint gives its EMA """
+    """G-Net in eval mode with gradients off. A training checkpoint gives its EMA weights."""
     path = checkpoint or shipped_path("gnet")
     return load_network(Generator, path, "gnet",
                                 lambda ckpt: (ckpt["G_ema"], {k: ckpt["config"][k] for k in GEN_KEYS}))
@@ -124,10 +178,13 @@ def export_classifier(checkpoints, out) -> Path:
             raise FaceattrError(f"{checkpoint}: every attribute it judges comes from an earlier run")
         nets.append(select_heads(e, keep) if keep != e.attr_names else e)
         taken.update(keep)
-        cards.append({"model": "E-Net attribute judge (patent S21-S23)", "data": ckpt["data"], "config": ckpt["config"],
-                      "command": ckpt["command"], "epochs_trained": ckpt["epoch"],
-                      "trained_from": ckpt.get("lineage", []), "best_epoch": ckpt["best_epoch"] + 1,  # 1-based; 0: none
-                      "test_metrics": {a: ckpt["test_metrics"][a] for a in keep}})
+        try:
+            cards.append({"model": "E-Net attribute judge (patent S21-S23)", "data": ckpt["data"],
+                          "config": ckpt["config"], "command": ckpt["command"], "epochs_trained": ckpt["epoch"],
+                          "trained_from": ckpt.get("lineage", []), "best_epoch": ckpt["best_epoch"] + 1,  # 1-based
+                          "test_metrics": {a: ckpt["test_metrics"][a] for a in keep}})
+        except (KeyError, TypeError) as err:
+            raise FaceattrError(f"{checkpoint}: not a finished E-Net run's checkpoint ({reason(err)})") from None
     net = nets[0] if len(nets) == 1 else ENetGroup(nets)
     card = cards[0] if len(cards) == 1 else {
         "model": "E-Net group: one E-Net per attribute set (patent S21-S23)", "members": cards,
@@ -165,3 +222,17 @@ def load_encoder(path=None) -> Encoder:
     """Encoder in eval mode with gradients off: shipped, a training run's checkpoint.pt or a .safetensors."""
     return load_network(Encoder, path or shipped_path("encoder"), "encoder",
                                 lambda ckpt: (ckpt["E"], ckpt["net"]))
+
+
+def load_directions(path=None):
+    """S32's attribute directions for MobileStyleGAN (`faceattr train directions`): the shipped ones or a file."""
+    from faceattr.nets.directions import Directions
+
+    path = Path(path) if path else shipped_path("directions")
+    state, config = load(path, "directions")
+    d = Directions(**config)
+    try:
+        d.load_state_dict(state)
+    except RuntimeError as e:
+        raise FaceattrError(f"{path}: directions do not fit their config ({str(e).splitlines()[0]})") from None
+    return d

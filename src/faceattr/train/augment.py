@@ -7,6 +7,8 @@ learns un-augmented faces while D-Net cannot memorise a few thousand training im
 import torch
 import torch.nn.functional as F
 
+from faceattr.errors import FaceattrError
+
 
 def brightness(x):
     return x + (torch.rand(x.size(0), 1, 1, 1, device=x.device, dtype=x.dtype) - 0.5)
@@ -57,7 +59,7 @@ def parse_policy(policy: str) -> list[str]:
     names = [p for p in policy.split(",") if p]
     unknown = set(names) - set(POLICIES)
     if unknown:
-        raise ValueError(f"unknown augmentation {sorted(unknown)}; choose from {sorted(POLICIES)}")
+        raise FaceattrError(f"unknown augmentation {', '.join(sorted(unknown))}; choose from {', '.join(POLICIES)}")
     return names
 
 

@@ -20,14 +20,11 @@ Exact resume from OUT/checkpoint.pt, saved atomically every `ckpt_steps` steps a
 """
 
 import copy
-import dataclasses
 import json
 import math
 import shlex
 import sys
-import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,44 +40,7 @@ from faceattr.nets.enet import ENet
 from faceattr import weights
 from faceattr.train import loop
 from faceattr.train.augment import POLICIES, diff_augment
-
-
-@dataclass
-class ClassifierConfig:
-    data: str
-    out: str
-    attrs: tuple = ()  # attribute names; empty = every attribute of the corpus
-    resolution: int = 64  # the G-Net's
-    width: int = 1024  # channels = width / resolution, capped at 512
-    batch: int = 128  # global: split across torchrun processes
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # "cosine" (to 0 at max_epochs) or "step" (x step_gamma every step_epochs)
-    step_epochs: int = 10
-    step_gamma: float = 0.1
-    pos_weight: bool = False  # weight positives by negatives/positives of the training split
-    soft_labels: bool = False  # train on the labeller's probabilities (ROOT/labels_raw.csv), not its 0/1 labels
-    init: str = ""  # start from these E-Net weights (checkpoint.pt or .safetensors; same attributes and size)
-    max_epochs: int = 40
-    max_minutes: float = 0.0  # 0 = no time budget
-    patience: int = 5  # S23: stop after this many epochs without a lower validation loss; 0 = never
-    ckpt_steps: int = 500  # also checkpoint every this many steps within an epoch
-    # of flip,color,translation,cutout,blur,noise; "" disables. Only flips by default: the labeller reads a
-    # face and its mirror image alike, but it changed its Male verdict on 3.1% of 1,000 validation faces
-    # under colour + shift (27% of those it is unsure of), so those augmentations train on wrong labels.
-    augment: str = "flip"
-    gan_mix: float = 0.0  # share of every batch drawn from labelled G-Net samples; 0 disables
-    gnet: str = ""  # G-Net for gan_mix: checkpoint.pt or .safetensors ("" = shipped)
-    gan_pool: int = 10000  # G-Net samples to label once (cached in OUT/gan_pool.npz)
-    blend_mix: float = 0.0  # share of every batch drawn from blends of two training faces, labelled by the labeller
-    blend_pool: int = 10000  # blends to make and label once (cached in OUT/blend_pool.npz)
-    adv_eps: float = 0.0  # adversarial training: L-inf radius in [-1, 1] pixel units (0.03 ~ 4/255); 0 disables
-    adv_steps: int = 1  # 1 = FGSM, more = PGD with a random start
-    ema_kimg: float = 0.0  # half-life of a moving average of the weights, in thousands of images; 0 disables
-    bf16: bool = True  # autocast the forward pass (1.3x on this CPU; GroupNorm and the loss stay fp32)
-    seed: int = 0
+from faceattr.train.config import ClassifierConfig
 
 
 AUGMENTS = ("flip", *POLICIES, "blur", "noise")
@@ -198,33 +158,28 @@ def lineage(init: str) -> list[dict]:
     if not init or Path(init).suffix != ".pt":
         return []
     ckpt = weights.load_checkpoint(init)
-    accuracy = {a: m["accuracy"] for a, m in (ckpt.get("test_metrics") or {}).items()}
-    return [*ckpt.get("lineage", []), {"command": ckpt["command"], "epochs": ckpt["epoch"],
-                                        "best_epoch": ckpt["best_epoch"] + 1, "test_accuracy": accuracy}]
+    try:
+        accuracy = {a: m["accuracy"] for a, m in (ckpt.get("test_metrics") or {}).items()}
+        return [*ckpt.get("lineage", []), {"command": ckpt["command"], "epochs": ckpt["epoch"],
+                                            "best_epoch": ckpt["best_epoch"] + 1, "test_accuracy": accuracy}]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise FaceattrError(f"--init {init}: not an E-Net run's checkpoint ({weights.reason(e)})") from None
 
 
-class Trainer:
+class Trainer(loop.Trainer):
+    fixed = ("batch", "gan_mix", "blend_mix", "ema_kimg")  # ema_kimg: S23 must judge the same weights throughout
+
     def __init__(self, cfg: ClassifierConfig, labeller=None):
         """`labeller`: images -> (labels, found) for the extra pools; default the corpus labeller's judges."""
         from faceattr.data.dataset import FaceDataset
 
+        super().__init__(cfg)
         parse_augment(cfg.augment)
-        if cfg.schedule not in ("cosine", "step"):
-            raise FaceattrError(f"unknown schedule {cfg.schedule!r}: use cosine or step")
-        if not (0 <= cfg.gan_mix < 1 and 0 <= cfg.blend_mix < 1 and cfg.gan_mix + cfg.blend_mix < 1):
-            raise FaceattrError(f"--gan-mix and --blend-mix must be >= 0 with a sum below 1, not {cfg.gan_mix}, "
-                                f"{cfg.blend_mix}")
-        if cfg.adv_eps < 0 or cfg.adv_steps < 1:
-            raise FaceattrError("--adv-eps must be >= 0 and --adv-steps >= 1")
         if cfg.gnet and not cfg.gan_mix:
             warnings.warn("--gnet is unused: G-Net samples are mixed in only with --gan-mix > 0", stacklevel=2)
-        if cfg.max_epochs < 1 or cfg.ckpt_steps < 1:
-            raise FaceattrError("--max-epochs and --ckpt-steps must be at least 1")
-        self.cfg, self.dist = cfg, loop.Dist()
         if cfg.batch % self.dist.world or cfg.batch < self.dist.world:
             raise FaceattrError(f"--batch {cfg.batch} must be a multiple of {self.dist.world} processes")
-        self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.batch_images = cfg.batch
         attrs = list(cfg.attrs) or None
         self.train_set = FaceDataset(cfg.data, cfg.resolution, "train", attrs)
         if self.train_set.labels is None or not self.train_set.attr_names:
@@ -264,15 +219,14 @@ class Trainer:
         pos = self.train_set.labels.mean(0)
         self.pos_weight = (torch.from_numpy((1 - pos) / np.maximum(pos, 1e-3)).float().to(dev)
                            if cfg.pos_weight else None)
-        self.epoch, self.k, self.step, self.history = 0, 0, 0, []
+        self.epoch, self.k = 0, 0
         self.best_loss, self.best_epoch, self.e_best = math.inf, -1, None  # None: no epoch validated yet
         self.test_metrics, self.command = None, shlex.join(["faceattr", *sys.argv[1:]])
-        self.ckpt_path, self.lineage = self.out / "checkpoint.pt", []
+        self.lineage = []
         if cfg.init and not self.ckpt_path.exists():
             self.start_from(cfg.init)
         self.e_ema = copy.deepcopy(self.e).requires_grad_(False) if cfg.ema_kimg else None
-        if self.ckpt_path.exists():
-            self.resume(weights.load_checkpoint(self.ckpt_path))
+        self.resume()
         self.e_ddp = self.dist.wrap(self.e)  # after loading: every process starts from rank 0's weights
         self._perm = (None, None, None)
 
@@ -285,12 +239,10 @@ class Trainer:
 
     def state(self):
         return {
-            "config": dataclasses.asdict(self.cfg), "net": self.e.net_config(), "data": self.data_summary(),
-            "command": self.command, "lineage": self.lineage, "epoch": self.epoch, "k": self.k, "step": self.step,
-            "history": self.history,
-            "best_loss": self.best_loss, "best_epoch": self.best_epoch, "test_metrics": self.test_metrics,
-            "E": self.e.state_dict(), "E_ema": self.e_ema and self.e_ema.state_dict(), "E_best": self.e_best,
-            "opt": self.opt.state_dict(), "rng": loop.rng_state(),
+            "net": self.e.net_config(), "data": self.data_summary(), "command": self.command, "lineage": self.lineage,
+            "epoch": self.epoch, "k": self.k, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+            "test_metrics": self.test_metrics, "E": self.e.state_dict(),
+            "E_ema": self.e_ema and self.e_ema.state_dict(), "E_best": self.e_best, "opt": self.opt.state_dict(),
         }
 
     def start_from(self, init):
@@ -316,26 +268,17 @@ class Trainer:
         self.e.load_state_dict(e.state_dict())
         self.lineage = lineage(init)
 
-    def resume(self, s):
+    def load_state(self, s):
         if s["net"] != self.e.net_config():
             raise FaceattrError(f"{self.ckpt_path}: saved for E-Net {s['net']}, not {self.e.net_config()}")
-        same = ("batch", "gan_mix", "blend_mix", "ema_kimg")  # ema_kimg: S23 must judge the same weights throughout
-        if any(s["config"].get(k, 0.0) != getattr(self.cfg, k) for k in same):
-            raise FaceattrError(f"{self.ckpt_path}: saved with " + " ".join(
-                f"--{k.replace('_', '-')} {s['config'].get(k, 0.0)}" for k in same) + "; resume with the same")
         self.e.load_state_dict(s["E"])
         if self.e_ema is not None:
             self.e_ema.load_state_dict(s["E_ema"])
         self.opt.load_state_dict(s["opt"])
-        self.epoch, self.k, self.step, self.history = s["epoch"], s["k"], s["step"], s["history"]
+        self.epoch, self.k = s["epoch"], s["k"]
         self.best_loss, self.best_epoch, self.e_best = s["best_loss"], s["best_epoch"], s["E_best"]
         self.lineage = s.get("lineage", [])
         self.command = s["command"]
-        if self.dist.world == 1:  # RNG streams are per process; a changed world size starts fresh ones
-            loop.set_rng_state(s["rng"])
-
-    def save(self):
-        weights.save_checkpoint(self.ckpt_path, self.state())
 
     @property
     def e_judged(self):
@@ -395,14 +338,14 @@ class Trainer:
         return {"loss": loss.item(), "lr": lr}
 
     # --- S23 ---
-    def end_epoch(self, log):
+    def end_epoch(self):
         """Rank 0: validation loss and metrics, keep the best weights (the average, with --ema-kimg), checkpoint."""
         e = self.e_judged
         val_loss, val = evaluate(e, self.val_set, self.dist.device)
         row = {"epoch": self.epoch + 1, "val_loss": val_loss,
                **{f"val_{k}_{a}": m[k] for a, m in val.items() for k in ("accuracy", "roc_auc", "ece")}}
         self.history.append(row)
-        log.log(self.step, **row)
+        self.log.log(self.step, **row)
         if val_loss < self.best_loss:
             self.best_loss, self.best_epoch = val_loss, self.epoch
             self.e_best = copy.deepcopy(e.state_dict())
@@ -410,43 +353,29 @@ class Trainer:
         self.save()
         return row
 
-    def finished(self, t0):
+    # --- the schedule: epochs ---
+    def progress(self):
+        return self.step, self.cfg.max_epochs * self.steps_per_epoch, "step"
+
+    def finished(self):
         cfg = self.cfg
         return (self.epoch >= cfg.max_epochs
                 or bool(cfg.patience and self.history and self.epoch - 1 - self.best_epoch >= cfg.patience)
-                or bool(cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60))
+                or self.out_of_time())
 
-    def run(self):
-        cfg, main = self.cfg, self.dist.main
-        log = loop.MetricLog(self.out, self.step if self.step else None) if main else None
-        if main:
-            write_text(self.out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
-        t0, start = time.time(), self.step
-        bar = tqdm(total=cfg.max_epochs * self.steps_per_epoch, initial=self.step, unit="step",
-                   disable=not main, dynamic_ncols=True)
-        while not self.dist.from_main(main and self.finished(t0)):
-            losses = self.train_step()
-            bar.update(1)
-            if main and self.step % 10 == 0:
-                ips = (self.step - start) * cfg.batch / (time.time() - t0)
-                bar.set_postfix(loss=f"{losses['loss']:.4f}", epoch=self.epoch + 1, ips=f"{ips:.0f}")
-                log.log(self.step, **losses, images_per_s=ips)
-            if self.k == self.steps_per_epoch:
-                if main:
-                    row = self.end_epoch(log)
-                    bar.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
-                else:
-                    self.epoch, self.k = self.epoch + 1, 0
-            elif main and self.step % cfg.ckpt_steps == 0:
-                self.save()
-        bar.close()
-        if main:
-            self.test(log)
-            log.close()
-        self.dist.close()
-        return self.history
+    def after_step(self, losses):
+        if self.k == self.steps_per_epoch:
+            if self.dist.main:
+                return self.end_epoch()
+            self.epoch, self.k = self.epoch + 1, 0
+        elif self.dist.main and self.step % self.cfg.ckpt_steps == 0:
+            self.save()
+        return None
 
-    def test(self, log):
+    def finish(self):
+        self.test()
+
+    def test(self):
         """Best-validation weights (current ones if no epoch ended) on the test split -> OUT/test_metrics.json."""
         e = copy.deepcopy(self.e_judged)
         if self.e_best is not None:
@@ -456,7 +385,7 @@ class Trainer:
         write_text(self.out / "test_metrics.json", json.dumps(self.test_metrics, indent=2))
         self.save()
         for a, m in self.test_metrics.items():
-            log.log(self.step, **{f"test_{k}_{a}": m[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "ece")
+            self.log.log(self.step, **{f"test_{k}_{a}": m[k] for k in ("accuracy", "balanced_accuracy", "roc_auc", "ece")
                                   if m[k] is not None})
             print(f"test {a}: " + " ".join(f"{k}={m[k]}" for k in ("accuracy", "balanced_accuracy", "roc_auc", "ece")))
         print(f"export: faceattr export classifier {self.ckpt_path} -o enet.safetensors")

@@ -13,50 +13,18 @@ under `torchrun --nproc_per_node N` (DistributedDataParallel).
 """
 
 import copy
-import dataclasses
-import json
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from faceattr.errors import FaceattrError
 from faceattr import weights
+from faceattr.errors import FaceattrError
 from faceattr.imaging import save_grid, to_float
 from faceattr.nets.gnet import Discriminator, Generator
 from faceattr.nets.gnet import GEN_KEYS, decode
 from faceattr.train import loop
 from faceattr.train.augment import diff_augment, parse_policy
-
-
-@dataclass
-class GanConfig:
-    data: str
-    out: str
-    resolution: int = 64
-    z_dim: int = 128
-    width: int = 2048  # channels = width / resolution, capped at 512
-    batch: int = 64  # global: split across torchrun processes
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    loss: str = "bce"  # "bce" (the patent's labels 1/0) or "hinge"
-    spectral: bool = True
-    r1_gamma: float = 0.0  # 0 disables the R1 penalty on real faces
-    r1_every: int = 16
-    ema_kimg: float = 10.0  # half-life of G's weight average, in thousands of images
-    augment: str = "translation,color"  # DiffAugment policies; "" disables
-    bf16: bool = True
-    channels_last: bool = True
-    max_kimg: float = 2000.0
-    max_minutes: float = 0.0  # 0 = no time budget
-    patience: int = 0  # stop after this many checkpoints without a better FD-SFace; 0 = never
-    ckpt_kimg: float = 20.0  # checkpoint (and evaluate) every this many thousand images
-    eval_n: int = 500  # samples for the checkpoint figures; 0 skips realism figures
-    seed: int = 0
+from faceattr.train.config import GanConfig
 
 
 def build_networks(cfg: GanConfig):
@@ -92,21 +60,19 @@ def d_accuracy(d, g, real_u8, z, device):
     return acc_real, acc_fake
 
 
-class Trainer:
+class Trainer(loop.Trainer):
+    fixed = ("resolution", "z_dim", "width", "spectral")
+
     def __init__(self, cfg: GanConfig):
         from faceattr.data.dataset import FaceDataset
 
+        super().__init__(cfg)
         parse_policy(cfg.augment)
-        if cfg.loss not in ("bce", "hinge"):
-            raise FaceattrError(f"unknown loss {cfg.loss!r}: use bce or hinge")
-        self.cfg, self.dist = cfg, loop.Dist()
         if cfg.batch % (4 * self.dist.world):
             raise FaceattrError(f"--batch {cfg.batch} must be a multiple of 4 x {self.dist.world} processes")
-        self.out = Path(cfg.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.train_set = FaceDataset(cfg.data, cfg.resolution, split="train")
         self.val_set = FaceDataset(cfg.data, cfg.resolution, split="val")
-        dev = self.dist.device
+        dev, self.batch_images = self.dist.device, cfg.batch
         self.fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
         loop.seed_all(cfg.seed)  # the same initial weights in every process
         g, d = build_networks(cfg)
@@ -115,11 +81,8 @@ class Trainer:
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False)
         self.opt_g = torch.optim.Adam(self.g.parameters(), cfg.lr_g, betas=(cfg.beta1, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), cfg.lr_d, betas=(cfg.beta1, 0.999))
-        self.step, self.nimg, self.history = 0, 0, []
         self.data_gen = torch.Generator().manual_seed(cfg.seed + 1000 * self.dist.rank)
-        self.ckpt_path = self.out / "checkpoint.pt"
-        if self.ckpt_path.exists():
-            self.resume(weights.load_checkpoint(self.ckpt_path))
+        self.resume()
         # Wrap after loading so every process starts from rank 0's identical weights.
         self.g_ddp, self.d_ddp = self.dist.wrap(self.g), self.dist.wrap(self.d)
         fixed = torch.Generator().manual_seed(12345)
@@ -129,28 +92,19 @@ class Trainer:
 
     # --- checkpoints: everything needed to continue exactly where we stopped ---
     def state(self):
-        return {
-            "config": dataclasses.asdict(self.cfg), "step": self.step, "nimg": self.nimg, "history": self.history,
-            "G": self.g.state_dict(), "D": self.d.state_dict(), "G_ema": self.g_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": loop.rng_state(), "data_gen": self.data_gen.get_state(),
-        }
+        return {"G": self.g.state_dict(), "D": self.d.state_dict(), "G_ema": self.g_ema.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "data_gen": self.data_gen.get_state()}
 
-    def resume(self, s):
-        for k in ("resolution", "z_dim", "width", "spectral"):
-            if s["config"][k] != getattr(self.cfg, k):
-                raise FaceattrError(f"{self.ckpt_path}: saved with {k}={s['config'][k]}, not {getattr(self.cfg, k)}")
+    def load_state(self, s):
         self.g.load_state_dict(s["G"])
         self.d.load_state_dict(s["D"])
         self.g_ema.load_state_dict(s["G_ema"])
         self.opt_g.load_state_dict(s["opt_g"])
         self.opt_d.load_state_dict(s["opt_d"])
-        self.step, self.nimg, self.history = s["step"], s["nimg"], s["history"]
         if self.dist.world == 1:  # RNG streams are per process; a changed world size starts fresh ones
-            loop.set_rng_state(s["rng"])
             self.data_gen.set_state(s["data_gen"])
 
-    def checkpoint(self, log, losses):
+    def checkpoint(self, losses):
         """Rank 0: S14's figures, a sample grid from fixed latents, then the atomic checkpoint."""
         cfg, dev = self.cfg, self.dist.device
         self.g_ema.eval()
@@ -163,13 +117,13 @@ class Trainer:
             self.realism = self.realism or Realism(self.val_set.images)
             row.update(self.realism(decode(self.g_ema, self.eval_z[:cfg.eval_n].to(dev))))
         self.history.append(row)
-        log.log(self.step, **row)
+        self.log.log(self.step, **row)
         kimg = f"{self.nimg // 1000:06d}"
         save_grid(decode(self.g_ema, self.fixed_z.to(dev)), self.out / "samples" / f"{kimg}.png", 8)
         # Small G-Net snapshots: any one can be evaluated or shipped later (an early one is FD's ceiling).
         weights.save(self.g_ema, self.out / "snapshots" / f"gnet-{kimg}.safetensors", "gnet",
                      {k: getattr(self.g_ema, k) for k in GEN_KEYS})
-        weights.save_checkpoint(self.ckpt_path, self.state())
+        self.save()
         return row
 
     def plateaued(self):
@@ -177,9 +131,13 @@ class Trainer:
         fds = [h["fd_sface"] for h in self.history if "fd_sface" in h]
         return p > 0 and len(fds) > p and min(fds[-p:]) >= min(fds[:-p])
 
+    def finished(self):
+        return super().finished() or self.plateaued()  # S14
+
     # --- S12 and S13 ---
-    def train_step(self, b):
+    def train_step(self):
         cfg, dev = self.cfg, self.dist.device
+        b = cfg.batch // self.dist.world
         amp = torch.autocast(dev.type, torch.bfloat16, enabled=cfg.bf16)
         idx = torch.randint(len(self.train_set), (b,), generator=self.data_gen).numpy()
         real = to_float(self.train_set.batch(idx)).to(dev, memory_format=self.fmt)
@@ -221,38 +179,6 @@ class Trainer:
         ema_nimg = min(cfg.ema_kimg * 1000, self.nimg * 0.05)  # ramp up: early G changes fast
         loop.update_ema(self.g_ema, self.g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "r1": r1.item()}
-
-    def run(self):
-        cfg, main = self.cfg, self.dist.main
-        b = cfg.batch // self.dist.world
-        log = loop.MetricLog(self.out, self.step if self.nimg else None) if main else None
-        if main:
-            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        t0, start_nimg = time.time(), self.nimg
-        next_ckpt = (self.nimg // int(cfg.ckpt_kimg * 1000) + 1) * int(cfg.ckpt_kimg * 1000)
-        bar = tqdm(total=int(cfg.max_kimg * 1000), initial=self.nimg, unit="img", unit_scale=True,
-                   disable=not main, dynamic_ncols=True)
-        while True:
-            losses = self.train_step(b)
-            bar.update(cfg.batch)
-            rate = (self.nimg - start_nimg) / (time.time() - t0)
-            if main and self.step % 10 == 0 and self.nimg < next_ckpt:
-                bar.set_postfix(d=f"{losses['loss_d']:.3f}", g=f"{losses['loss_g']:.3f}", ips=f"{rate:.0f}")
-                log.log(self.step, **losses, images_per_s=rate)
-            done = self.nimg >= cfg.max_kimg * 1000
-            if self.nimg >= next_ckpt or done:  # S14: the stop rules are checked at checkpoints
-                next_ckpt += int(cfg.ckpt_kimg * 1000)
-                if main:
-                    row = self.checkpoint(log, losses)
-                    bar.write(" ".join(f"{k}={v:.4g}" for k, v in row.items()))
-                    done = done or self.plateaued() or bool(cfg.max_minutes and time.time() - t0 > cfg.max_minutes * 60)
-                if self.dist.from_main(done):
-                    break
-        bar.close()
-        if main:
-            log.close()
-        self.dist.close()
-        return self.history
 
 
 def train(cfg: GanConfig):
