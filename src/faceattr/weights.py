@@ -22,8 +22,7 @@ from faceattr.nets.enet import ENet, ENetGroup, enet_from_config, select_heads
 from faceattr.nets.gnet import GEN_KEYS, Generator
 
 SHIPPED = {"gnet": "gnet.safetensors", "enet": "enet.safetensors",
-           "encoder": "encoder.safetensors", "style_encoder": "style_encoder.safetensors",
-           "directions": "directions.safetensors"}
+           "encoder": "encoder.safetensors"}
 
 
 def shipped_path(name: str) -> Path:
@@ -223,16 +222,3 @@ def load_encoder(path=None) -> Encoder:
     return load_network(Encoder, path or shipped_path("encoder"), "encoder",
                                 lambda ckpt: (ckpt["E"], ckpt["net"]))
 
-
-def load_directions(path=None):
-    """S32's attribute directions for MobileStyleGAN (`faceattr train directions`): the shipped ones or a file."""
-    from faceattr.nets.directions import Directions
-
-    path = Path(path) if path else shipped_path("directions")
-    state, config = load(path, "directions")
-    d = Directions(**config)
-    try:
-        d.load_state_dict(state)
-    except RuntimeError as e:
-        raise FaceattrError(f"{path}: directions do not fit their config ({str(e).splitlines()[0]})") from None
-    return d
