@@ -221,4 +221,3 @@ def load_encoder(path=None) -> Encoder:
     """Encoder in eval mode with gradients off: shipped, a training run's checkpoint.pt or a .safetensors."""
     return load_network(Encoder, path or shipped_path("encoder"), "encoder",
                                 lambda ckpt: (ckpt["E"], ckpt["net"]))
-
