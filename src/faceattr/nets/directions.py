@@ -1,0 +1,44 @@
+"""Attribute directions in a G-Net's latent space: S32's guide on MobileStyleGAN.
+
+One unit vector per attribute, the normal of a logistic regression of E-Net's verdict on the latents
+of corpus faces (`faceattr train directions`): E-Net's evidence pooled over thousands of faces, where
+its gradient on one face finds side cues (docs/EXPERIMENTS.md). `split` makes the edited attributes'
+directions orthogonal to the others', so a step along them leaves the others' linear readings as
+they were, and hands back the others' directions, along which S32 may correct them (its hold term).
+"""
+
+import torch
+from torch import nn
+
+from faceattr.errors import FaceattrError
+
+
+class Directions(nn.Module):
+    """`vectors` (A, dim): unit directions in the latent space of the G-Net named `gnet`, one per attribute."""
+
+    def __init__(self, attr_names, dim: int = 512, gnet: str = "mobilestylegan"):
+        super().__init__()
+        if not attr_names:
+            raise ValueError("directions need at least one attribute")
+        self.attr_names, self.dim, self.gnet = list(attr_names), dim, gnet
+        self.register_buffer("vectors", torch.zeros(len(self.attr_names), dim))
+
+    def net_config(self) -> dict:
+        return {"attr_names": self.attr_names, "dim": self.dim, "gnet": self.gnet}
+
+    def split(self, edited, held) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (moves (len(edited), dim): each edited attribute's direction made orthogonal to every other
+        attribute's, unit length; holds (len(held), dim): the `held` attributes' own directions, in that order)."""
+        unknown = [a for a in [*edited, *held] if a not in self.attr_names]
+        if unknown:
+            raise FaceattrError(f"the directions cover {', '.join(self.attr_names)}, not {', '.join(unknown)}")
+        v = self.vectors.float()
+        moves = []
+        for a in edited:
+            others = v[[i for i, n in enumerate(self.attr_names) if n != a]]
+            d = v[self.attr_names.index(a)]
+            if len(others):
+                q, _ = torch.linalg.qr(others.T)
+                d = d - q @ (q.T @ d)
+            moves.append(d / d.norm())
+        return torch.stack(moves), v[[self.attr_names.index(a) for a in held]]
