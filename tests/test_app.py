@@ -244,9 +244,9 @@ def test_no_photo(client):
 
 
 def test_busy_and_slow_server(jpeg):
-    """One worker that never finishes (S31 of a billion steps): a full queue gives 429 with Retry-After,
-    the time limit 504 (waiting or editing), and the killed worker is replaced; a closed pool 503."""
-    slow = EditPool(tiny_editor(invert_steps=10**9), workers=1, queue_size=1, time_limit=2, threads=1)
+    """One worker that cannot finish in time (S31 at the most steps and restarts): a full queue gives 429 with
+    Retry-After, the time limit 504 (waiting or editing), and the killed worker is replaced; a closed pool 503."""
+    slow = EditPool(tiny_editor(invert_steps=2000, restarts=16), workers=1, queue_size=1, time_limit=2, threads=1)
     try:
         with TestClient(create_app(slow, max_upload=MAX_UPLOAD)) as client:
             first, second = (post(client, "/v1/jobs", jpeg) for _ in range(2))
@@ -256,7 +256,7 @@ def test_busy_and_slow_server(jpeg):
             assert "queue is full" in full.json()["detail"]
             job = wait(client, first.json()["id"])
             assert job["status"] == 504 and "ran past the time limit of 2 s" in job["error"]
-            assert job["stage"]["name"] == "S31"  # stopped in the endless inversion
+            assert job["stage"]["name"] == "S31"  # stopped in the long inversion
             job = wait(client, second.json()["id"])
             assert job["status"] == 504 and "time limit of 2 s" in job["error"] and job["stage"] is None
             r = post(client, "/v1/edit", jpeg)

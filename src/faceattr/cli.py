@@ -65,6 +65,12 @@ def cmd_train_classifier(args):
     train(ClassifierConfig(**{k: v for k, v in vars(args).items() if k in fields}, attrs=tuple(args.attr or ())))
 
 
+def cmd_train_directions(args):
+    from faceattr.train.directions import DirectionsConfig, train
+
+    print(train(DirectionsConfig(args.data, args.out, args.enet, args.n, args.l2, args.holdout)))
+
+
 def cmd_export_classifier(args):
     from faceattr.weights import export_classifier
 
@@ -141,25 +147,46 @@ def parse_edits(attrs, to) -> dict:
             raise FaceattrError(f"--attr {name}: say what to change it to: --to 0|1 or --attr {name}=0|1")
         if value not in ("0", "1"):
             raise FaceattrError(f"--attr {item}: the target must be 0 (remove) or 1 (add), not {value!r}")
+        if name.strip() in edits:
+            raise FaceattrError(f"--attr {name.strip()} is given twice: name each attribute once")
         edits[name.strip()] = int(value)
     return edits
 
 
+def add_edit_options(parser):
+    """One flag per EditOptions field (--invert-steps ...), its default the dataclass's (None: per G-Net)."""
+    import typing
+
+    from faceattr.edit.options import MASKS, EditOptions
+
+    for f in dataclasses.fields(EditOptions):
+        flag = "--" + f.name.replace("_", "-")
+        kind = next(a for a in (*typing.get_args(f.type), f.type) if a is not type(None))
+        help = f.metadata["help"]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help)
+        elif f.name == "mask":
+            parser.add_argument(flag, choices=MASKS, default=f.default, help=help)
+        else:
+            parser.add_argument(flag, type=kind, default=f.default, help=help)
+
+
+def edit_options(args):
+    from faceattr.edit.options import EditOptions
+
+    return EditOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(EditOptions)})
+
+
 def cmd_edit(args):
-    from faceattr.edit.pipeline import Editor
     from faceattr.edit.files import edit_files, output_paths
+    from faceattr.edit.pipeline import Editor
 
     edits = parse_edits(args.attr, args.to)
+    options = edit_options(args)
     outputs = output_paths(args.inputs, args.output, args.out_dir)
-    options = {"transfer": not args.replace, "features": args.features, "invert_steps": args.invert_steps,
-               "invert_restarts": args.restarts, "invert_feature_weight": args.feature_weight,
-               "invert_prior_weight": args.prior_weight, "search_prior_weight": args.prior_weight,
-               "search_steps": args.search_steps, "search_identity_weight": args.identity_weight,
-               "mask": args.mask, "transfer_gain": args.gain, "transfer_blur": args.blur}
-    editor = Editor(args.gnet, args.enet, False if args.no_encoder else args.encoder, device=args.device,
-                    **{k: v for k, v in options.items() if v is not None})
-    failures = edit_files(editor, args.inputs, outputs, edits, strength=args.strength, all_faces=args.all_faces,
-                          debug=args.debug, report=args.report, batch=args.batch)
+    editor = Editor(args.gnet, args.enet, False if args.no_encoder else args.encoder, args.directions,
+                    device=args.device, options=options)
+    failures = edit_files(editor, args.inputs, outputs, edits, debug=args.debug, report=args.report, batch=args.batch)
     if failures:
         print(f"faceattr: {len(failures)} of {len(args.inputs)} photo(s) failed:", file=sys.stderr)
         print("\n".join(failures), file=sys.stderr)
@@ -213,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attribute to judge; repeat for several (default: every attribute of the corpus)")
     add_dataclass_options(s, ClassifierConfig, skip=("data", "out", "attrs"))
     s.set_defaults(func=cmd_train_classifier)
+    s = train.add_parser("directions", help="S32's attribute directions in MobileStyleGAN's W from E-Net's verdicts "
+                         "on a corpus drawn by `faceattr data synth` (its latents are known from the seeds)")
+    s.add_argument("--data", required=True, help="corpus folder from `faceattr data synth`")
+    s.add_argument("--out", required=True, help="the .safetensors to write (its model card .md beside it)")
+    s.add_argument("--enet", default="", help="the E-Net whose verdicts are pooled (default: shipped)")
+    s.add_argument("--n", type=int, default=6000, help="faces read, the first N seeds")
+    s.add_argument("--l2", type=float, default=1e-3, help="L2 weight of the logistic regressions")
+    s.add_argument("--holdout", type=float, default=0.2, help="share of the faces kept out of the fit, to measure it")
+    s.set_defaults(func=cmd_train_directions)
 
     s = sub.add_parser("sample", help="draw faces from G-Net into a grid image")
     s.add_argument("-n", type=int, default=64, help="number of faces")
@@ -287,37 +323,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--attr", action="append", metavar="NAME[=0|1]",
                    help="attribute to change; repeat for several (e.g. --attr Male=0 --attr Smiling=1)")
     s.add_argument("--to", type=int, choices=(0, 1), help="target for every --attr given without =: 1 add, 0 remove")
-    s.add_argument("--strength", type=float, default=1.0,
-                   help="how far to move each score toward its goal (0: no change, 1: to the goal, >1: past it)")
-    s.add_argument("--all-faces", action="store_true",
-                   help="edit every face; default: only the largest, the portrait's subject (background faces "
-                        "are small, often half-hidden, and each one costs as much as the subject)")
     s.add_argument("--debug", action="store_true",
                    help="also write OUTPUT.debug.png: aligned original | G(z1) | G(z2) | result, a row per face")
     s.add_argument("--report", action="store_true",
                    help="also write OUTPUT.json beside each output: scores before/after, inversion MSE/PSNR, "
                         "steps and seconds per stage for each face")
-    s.add_argument("--gnet", type=Path, help="G-Net .safetensors or GAN run checkpoint.pt (default: shipped)")
+    s.add_argument("--gnet", default="mobilestylegan",
+                   help="mobilestylegan (default: FFHQ MobileStyleGAN from the random-face package), patent (the "
+                        "shipped 64 px G-Net of S11-S14) or a patent G-Net's .safetensors / run checkpoint.pt")
     s.add_argument("--enet", type=Path, help="E-Net .safetensors or classifier run checkpoint.pt (default: shipped)")
+    s.add_argument("--directions", type=Path, help="S32 directions for MobileStyleGAN (default: shipped)")
     enc = s.add_mutually_exclusive_group()
-    enc.add_argument("--encoder", type=Path, help="inversion encoder for the S31 start (default: shipped, if any)")
-    enc.add_argument("--no-encoder", action="store_true", help="start S31 from random z (the patent)")
-    s.add_argument("--replace", action="store_true",
-                   help="paste G(z2) itself (the patent's S33) instead of adding G(z2) - G(z1) to the photo "
-                        "(default: keeps the person's identity and detail)")
-    s.add_argument("--invert-steps", type=int, help="S31 optimisation steps")
-    s.add_argument("--restarts", type=int, help="S31 starts per face; the best is kept")
-    s.add_argument("--search-steps", type=int, help="S32 steps at most")
-    s.add_argument("--mask", choices=("face", "head"), help="S33: region the change is pasted over (default: head)")
-    s.add_argument("--gain", help="S33: multiplies the change G(z2) - G(z1): a number, or auto (default): per "
-                   "face the least gain at which E-Net sees the attribute in the result")
-    s.add_argument("--blur", type=float, help="S33: low-pass of the change, sigma in G-Net pixels (default: 1)")
-    s.add_argument("--identity-weight", type=float, help="S32: weight of staying close to G(z1)")
-    s.add_argument("--prior-weight", type=float, help="S31 and S32: weight keeping z on the prior's shell")
-    s.add_argument("--features", type=Path, help="GAN run checkpoint.pt: D-Net feature loss for S31")
-    s.add_argument("--feature-weight", type=float, help="S31: weight of the feature loss (with --features)")
+    enc.add_argument("--encoder", type=Path, help="S31 start encoder (default: the shipped one of the G-Net, if any)")
+    enc.add_argument("--no-encoder", action="store_true", help="start S31 from the mean latent / random z (the patent)")
     s.add_argument("--batch", type=int, default=8, help="photos per batch (all their faces optimised together)")
     s.add_argument("--device", default="cpu")
+    add_edit_options(s)
     s.set_defaults(func=cmd_edit)
 
     s = sub.add_parser("serve", help="HTTP API and web page for editing photos (the page at http://HOST:PORT/)",

@@ -22,7 +22,8 @@ from faceattr.nets.enet import ENet, ENetGroup, enet_from_config, select_heads
 from faceattr.nets.gnet import GEN_KEYS, Generator
 
 SHIPPED = {"gnet": "gnet.safetensors", "enet": "enet.safetensors",
-           "encoder": "encoder.safetensors"}
+           "encoder": "encoder.safetensors", "style_encoder": "style_encoder.safetensors",
+           "directions": "directions.safetensors"}
 
 
 def shipped_path(name: str) -> Path:
@@ -221,3 +222,32 @@ def load_encoder(path=None) -> Encoder:
     """Encoder in eval mode with gradients off: shipped, a training run's checkpoint.pt or a .safetensors."""
     return load_network(Encoder, path or shipped_path("encoder"), "encoder",
                                 lambda ckpt: (ckpt["E"], ckpt["net"]))
+
+
+def load_directions(path=None):
+    """S32's attribute directions for MobileStyleGAN (`faceattr train directions`): the shipped ones or a file."""
+    from faceattr.nets.directions import Directions
+
+    path = Path(path) if path else shipped_path("directions")
+    state, config = load(path, "directions")
+    d = Directions(**config)
+    try:
+        d.load_state_dict(state)
+    except RuntimeError as e:
+        raise FaceattrError(f"{path}: directions do not fit their config ({str(e).splitlines()[0]})") from None
+    return d
+
+
+def load_style_encoder(path=None):
+    """MobileStyleGAN's S31 encoder (`nets.encoder.StyleEncoder`): the shipped one or a .safetensors."""
+    from faceattr.nets.encoder import StyleEncoder
+
+    path = Path(path) if path else shipped_path("style_encoder")
+    state, config = load(path, "style_encoder")
+    net = StyleEncoder(**config)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise FaceattrError(f"{path}: its weights do not fit a style encoder of config {config} "
+                            f"({str(e).splitlines()[0]})") from None
+    return net.eval().requires_grad_(False)

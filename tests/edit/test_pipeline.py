@@ -16,12 +16,14 @@ from faceattr.data.images import demo_photo, load_photo
 from faceattr.edit import files, pipeline
 from faceattr.edit import invert as s31
 from faceattr.edit import search as s32
+from faceattr.edit.options import PATENT_DEFAULTS, EditOptions
 from faceattr.errors import FaceattrError
 from faceattr.nets.encoder import Encoder
 from faceattr.nets.enet import ENet, ENetGroup
 from faceattr.nets.gnet import Generator
 
-R, ATTRS, FAST = 16, ["Male", "Smiling"], {"invert_steps": 3, "search_steps": 3}
+R, ATTRS = 16, ["Male", "Smiling"]
+FAST = {"gnet": "patent", "encoder": False, "invert_steps": 3, "search_steps": 3}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,10 +41,9 @@ def tiny_e():
 
 @pytest.fixture(autouse=True)
 def stand_ins(monkeypatch):
-    """The default loaders give the tiny networks; no encoder ships."""
+    """The loaders of the patent G-Net and of E-Net give the tiny networks."""
     monkeypatch.setattr(pipeline, "load_generator", lambda path=None: tiny_g())
     monkeypatch.setattr(pipeline, "load_classifier", lambda path=None: tiny_e())
-    monkeypatch.setattr(pipeline.Editor, "_shipped_encoder", staticmethod(lambda: None))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_report_fields(astronaut):
     assert all(set(v) == {"photo", "before", "after", "result"} and all(0 <= p <= 1 for p in v.values())
                for v in face["s"].values())
     assert face["edits"] == {"Male": 1, "Smiling": 0} and face["strength"] == 0.5
-    assert face["mode"] == "transfer" and face["mask"] == pipeline.MASK and face["gain"] in pipeline.GAIN_LADDER
+    assert face["mode"] == "transfer" and face["mask"] == EditOptions().mask and face["gain"] in pipeline.GAIN_LADDER
     inv = face["inversion"]
     assert inv["mse"] > 0 and inv["psnr_db"] == pytest.approx(10 * np.log10(4 / inv["mse"]), rel=1e-4)
     assert face["steps"]["invert"] == 3 and 0 <= face["steps"]["search"] <= 3
@@ -107,24 +108,24 @@ def test_auto_gain_is_the_least_at_which_e_net_sees_the_change(target):
     """S33 "auto": per face the smallest gain of the ladder whose pasted result E-Net scores past
     result_goal; when none does, the one E-Net scores highest (here, with a score rising with the
     gain, the largest); a fixed gain is used as it is."""
-    ed = pipeline.Editor(gnet=tiny_g(), enet=Brightness(), mask="head", transfer_blur=0.0, result_goal=0.99)
+    ed = pipeline.Editor(gnet=tiny_g(), enet=Brightness(), encoder=False, mask="head", blur=0.0, result_goal=0.99)
     sign = 1 if target else -1
     crops = np.full((3, R, R, 3), 128, np.uint8)
     g1 = np.full_like(crops, 128)
     g2 = np.stack([np.full((R, R, 3), 128 + sign * d, np.uint8) for d in (20, 40, 1)])  # the last: too weak
-    gains = ed._gains(crops, ed._scores(crops), g1, g2, [(0, target)], 1.0, [False] * 3)
-    mask_mean = align.face_mask(R, ed.feather, "head").mean()
+    gains = ed.gains(crops, ed.scores(crops), g1, g2, [(0, target)], 1.0, [False] * 3)
+    mask_mean = align.face_mask(R, ed.options.feather, "head").mean()
     logit_change = 20 * np.array([20, 40]) / 127.5 * mask_mean  # per unit of gain, on the mean pixel
     need = (np.log(0.99 / 0.01) - sign * 20 * (128 / 127.5 - 1)) / logit_change  # from the crop's own logit
     ladder = np.array(pipeline.GAIN_LADDER)
     expect = [ladder[ladder >= n * 0.999][0] for n in need]
     np.testing.assert_allclose(gains, [*expect, ladder[-1]], rtol=1e-6)
     assert gains[1] < gains[0]  # a stronger change needs less gain
-    fixed = pipeline.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain=2.5)
-    fixed_gains = fixed._gains(crops, fixed._scores(crops), g1, g2, [(0, target)], 1.0, [False] * 3)
+    fixed = pipeline.Editor(gnet=tiny_g(), enet=Brightness(), encoder=False, gain=2.5)
+    fixed_gains = fixed.gains(crops, fixed.scores(crops), g1, g2, [(0, target)], 1.0, [False] * 3)
     np.testing.assert_array_equal(fixed_gains, [2.5] * 3)
     with pytest.raises(FaceattrError, match="gain"):
-        pipeline.Editor(gnet=tiny_g(), enet=Brightness(), transfer_gain="strong")
+        pipeline.Editor(gnet=tiny_g(), enet=Brightness(), encoder=False, gain="strong")
 
 
 def test_pick_rungs_wants_every_attribute_past_its_goal():
@@ -138,8 +139,9 @@ def test_pick_rungs_wants_every_attribute_past_its_goal():
 
 
 def test_the_search_goal_is_the_editors_unless_given():
-    assert pipeline.Editor(gnet=tiny_g(), enet=Brightness()).search_options["goal"] == pipeline.SEARCH_GOAL
-    assert pipeline.Editor(gnet=tiny_g(), enet=Brightness(), search_goal=0.9).search_options["goal"] == 0.9
+    default = pipeline.Editor(gnet=tiny_g(), enet=Brightness(), encoder=False).options.search_goal
+    assert default == PATENT_DEFAULTS["search_goal"]
+    assert pipeline.Editor(gnet=tiny_g(), enet=Brightness(), encoder=False, search_goal=0.9).options.search_goal == 0.9
 
 
 def test_s_before_after_are_e_net_scores_of_g(astronaut):
@@ -196,7 +198,7 @@ def test_largest_face_by_default(two_faces):
 
 
 def test_a_face_is_edited_alike_alone_and_in_a_batch(astronaut, two_faces):
-    ed = pipeline.Editor(invert_bf16=False, search_bf16=False, **FAST)  # fp32: batch numerics agree closely
+    ed = pipeline.Editor(bf16=False, **FAST)  # fp32: batch numerics agree closely
     (alone,) = ed.edit([astronaut], {"Male": 1})
     together = ed.edit([two_faces, astronaut], {"Male": 1})[1]
     assert np.abs(alone.image.astype(int) - together.image).max() <= 2
@@ -211,8 +213,8 @@ def test_strength_zero_leaves_the_photo(astronaut):
 
 
 def test_replace_mode_pastes_g_of_z2(astronaut):
-    """transfer=False (the patent's S33): the face centre becomes G(z2), colour-matched, not the photo."""
-    ed = pipeline.Editor(transfer=False, **FAST)
+    """replace=True (the patent's S33): the face centre becomes G(z2), colour-matched, not the photo."""
+    ed = pipeline.Editor(replace=True, **FAST)
     (res,) = ed.edit([astronaut], {"Male": 1}, debug=True)
     assert res.faces[0]["mode"] == "replace"
     face = align.detect_faces(astronaut)[0]
@@ -223,7 +225,7 @@ def test_replace_mode_pastes_g_of_z2(astronaut):
 def test_encoder_start(astronaut):
     torch.manual_seed(2)
     enc = Encoder(z_dim=8, resolution=R, width=64).eval().requires_grad_(False)
-    (res,) = pipeline.Editor(encoder=enc, **FAST).edit([astronaut], {"Male": 1})
+    (res,) = pipeline.Editor(**{**FAST, "encoder": enc}).edit([astronaut], {"Male": 1})
     assert res.faces[0]["inversion"]["encoder_start"] is True
 
 
@@ -241,8 +243,8 @@ def test_bad_attribute_and_option():
         ed.goals({"Bald": 1})
     with pytest.raises(FaceattrError, match="0 \\(remove\\) or 1"):
         ed.goals({"Male": 2})
-    with pytest.raises(FaceattrError, match="unknown editor option 'invert_speed'.*invert_steps"):
-        pipeline.Editor(invert_speed=3)
+    with pytest.raises(FaceattrError, match="unknown edit option.* invert_speed; valid: .*invert_steps"):
+        pipeline.Editor(invert_speed=3, **FAST)
 
 
 def test_options_reach_the_latent_module(astronaut, monkeypatch):
@@ -257,21 +259,19 @@ def test_options_reach_the_latent_module(astronaut, monkeypatch):
 
     monkeypatch.setattr(s31, "invert", spy(s31.invert))
     monkeypatch.setattr(s32, "search", spy(s32.search))
-    ed = pipeline.Editor(invert_steps=2, invert_restarts=2, invert_prior_weight=0.1, search_steps=2,
-                       search_identity_weight=0.5, search_identity_mask="face")
+    ed = pipeline.Editor(gnet="patent", encoder=False, invert_steps=2, restarts=2, prior_weight=0.1, search_steps=2,
+                         identity_weight=0.5)
     (res,) = ed.edit([astronaut], {"Male": 1}, strength=0.7)
     assert {k: seen["invert"][k] for k in ("steps", "restarts", "prior_weight")} == {"steps": 2, "restarts": 2,
                                                                                      "prior_weight": 0.1}
     assert seen["search"]["identity_weight"] == 0.5 and seen["search"]["strength"] == 0.7
-    mask = seen["search"]["identity_mask"]
-    assert mask.shape == (1, 1, R, R) and mask[0, 0, 0, 0] == 1 and mask[0, 0, R // 2, R // 2] == 0  # off the face
     assert res.faces[0]["steps"]["invert"] == 2
 
 
 def test_resolution_mismatch_is_refused():
     torch.manual_seed(0)
     with pytest.raises(FaceattrError, match="E-Net takes 32 px faces but G-Net draws 16 px"):
-        pipeline.Editor(enet=ENet(ATTRS, resolution=32, width=64))
+        pipeline.Editor(gnet="patent", enet=ENet(ATTRS, resolution=32, width=64))
 
 
 def test_output_paths(tmp_path):
@@ -292,6 +292,8 @@ def test_output_paths(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 def run_cli(*argv):
+    """`faceattr ...`; an edit runs on the patent G-Net, whose loader gives the tiny stand-in."""
+    argv = [*argv, "--gnet", "patent", "--no-encoder"] if argv[0] == "edit" else argv
     try:
         cli.main([str(a) for a in argv])
     except SystemExit as e:
@@ -367,8 +369,8 @@ def test_cli_o_with_several_inputs(tmp_path, photos, capsys):
 
 def test_a_grey_photo_stays_grey(astronaut):
     grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-    for transfer in (True, False):
-        (res,) = pipeline.Editor(transfer=transfer, **FAST).edit([grey], {"Male": 1})
+    for replace in (False, True):
+        (res,) = pipeline.Editor(replace=replace, **FAST).edit([grey], {"Male": 1})
         assert res.faces[0]["grey"] and align.is_grey(res.image) and not np.array_equal(res.image, grey)
     (res,) = pipeline.Editor(**FAST).edit([astronaut], {"Male": 1})
     assert not res.faces[0]["grey"]
@@ -376,14 +378,14 @@ def test_a_grey_photo_stays_grey(astronaut):
 
 def test_head_mask_and_gain_reach_further(astronaut):
     changed = {}
-    face = {"mask": "face", "transfer_gain": 1.0}
-    for name, opts in {"face": face, "head": {**face, "mask": "head"}, "gain": {**face, "transfer_gain": 2.0}}.items():
+    face = {"mask": "face", "gain": 1.0}
+    for name, opts in {"face": face, "head": {**face, "mask": "head"}, "gain": {**face, "gain": 2.0}}.items():
         (res,) = pipeline.Editor(**FAST, **opts).edit([astronaut], {"Male": 1})
         changed[name] = np.abs(res.image.astype(int) - astronaut)
     assert (changed["head"] > 0).sum() > (changed["face"] > 0).sum()
     assert changed["gain"].sum() > 1.5 * changed["face"].sum()
-    with pytest.raises(FaceattrError, match="unknown mask region"):
-        pipeline.Editor(mask="hair")
+    with pytest.raises(FaceattrError, match="mask must be one of face, head"):
+        pipeline.Editor(mask="hair", **FAST)
 
 
 def test_stages_are_announced_in_order(astronaut):
@@ -408,3 +410,29 @@ def test_a_group_runs_only_the_net_of_the_edited_attribute(astronaut):
     assert set(res.faces[0]["s"]) == set(ATTRS)
     np.testing.assert_array_equal(res.image, alone.image)
 
+
+
+@pytest.fixture(scope="module")
+def random_directions():
+    """Unit directions in W for the tiny E-Net's attributes (random: the plumbing, not the edit's quality)."""
+    from faceattr.nets.directions import Directions
+
+    d = Directions(ATTRS, 512)
+    d.vectors.copy_(torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(3)), dim=1))
+    return d
+
+
+def test_the_default_g_net_is_mobilestylegan_and_edits_the_head_only(astronaut, random_directions):
+    """The default path: MobileStyleGAN (from the random-face files), S32 along the directions, S33 the
+    full-resolution change added over the head; strength 0 changes not one pixel."""
+    ed = pipeline.Editor(encoder=False, directions=random_directions, invert_steps=0, search_steps=1,
+                         max_distance=3.0)
+    assert ed.G.name == "mobilestylegan" and ed.resolution == pipeline.STYLE_WORKING
+    (res,) = ed.edit([astronaut], {"Male": 1}, debug=True)
+    face = res.faces[0]
+    assert face["gnet"] == "mobilestylegan" and face["gain"] == 1.0 and 0 < face["latent_distance"] <= 3.0 + 1e-4
+    assert not np.array_equal(res.image, astronaut)
+    far = far_from(align.detect_faces(astronaut)[0], astronaut.shape)
+    assert np.array_equal(res.image[far], astronaut[far])
+    (same,) = ed.edit([astronaut], {"Male": 1}, strength=0)
+    assert np.array_equal(same.image, astronaut)

@@ -58,3 +58,53 @@ def test_identity_term_keeps_the_face_closer(G, E, z_true):
     assert torch.all(mse(G(kept), G(z_true)) < mse(G(free), G(z_true)))
     masked, _ = search(G, E, z_true, 0, 1, identity_weight=50.0, identity_mask=torch.zeros(1, 1, 16, 16), **kw)
     torch.testing.assert_close(masked, free)  # an all-zero mask switches the term off
+
+
+class LinearG(torch.nn.Module):
+    """A generator of the nets.generator interface whose face is a fixed linear map of w (N, 4): grey level
+    w[:, 0], so a brightness E-Net reads attribute A from direction e0 and B from e1 (a stripe)."""
+
+    latent_shape, native_resolution, name = (4,), 16, "linear"
+
+    def synthesize(self, w, resolution=16):
+        img = w[:, 0].view(-1, 1, 1, 1).expand(-1, 3, resolution, resolution).clone()
+        img[:, :, :, : resolution // 2] += w[:, 1].view(-1, 1, 1, 1)
+        return img.tanh()
+
+
+class ReadsLinearG(torch.nn.Module):
+    """Logit A: mean brightness; logit B: left half minus right half, in E-Net's interface."""
+
+    attr_names, resolution = ["A", "B"], 16
+
+    def forward(self, x):
+        left, right = x[..., : 8].mean((1, 2, 3)), x[..., 8:].mean((1, 2, 3))
+        return torch.stack([8 * (left + right) / 2, 8 * (left - right)], 1)
+
+
+def test_search_along_moves_only_the_edited_direction_and_stops_at_the_goal():
+    G, E = LinearG(), ReadsLinearG()
+    w1 = torch.zeros(2, 4)
+    moves, holds = torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[0, 1.0, 0, 0]])
+    w2, info = s32.search_along(G, E, w1, [(0, 1)], moves, holds, steps=60, goal=0.95, lr=0.1, resolution=16)
+    assert torch.all(info["reached"]) and torch.all(info["s_after"][:, 0] >= 0.95)
+    assert torch.all(info["steps"] < 60)  # stopped once past the goal, not at the cap
+    assert torch.all(w2[:, 0] > 0) and torch.all(w2[:, 2:] == 0)  # nothing off the two directions
+    # the hold kept B where it was (0.5) although the edit brightens the left half too
+    with torch.no_grad():
+        b = torch.sigmoid(E(G.synthesize(w2, 16)))[:, 1]
+    assert torch.all((b - 0.5).abs() < 0.1)
+
+
+def test_search_along_strength_and_distance_cap():
+    G, E = LinearG(), ReadsLinearG()
+    w1, moves = torch.zeros(1, 4), torch.tensor([[1.0, 0, 0, 0]])
+    full, info = s32.search_along(G, E, w1, [(0, 0)], moves, steps=60, goal=0.95, lr=0.1, resolution=16)
+    assert full[0, 0] < 0 and info["coefficients"][0, 0] < 0  # removing A darkens
+    none, _ = s32.search_along(G, E, w1, [(0, 0)], moves, steps=60, goal=0.95, lr=0.1, resolution=16, strength=0)
+    assert torch.equal(none, w1)
+    double, _ = s32.search_along(G, E, w1, [(0, 0)], moves, steps=60, goal=0.95, lr=0.1, resolution=16, strength=2)
+    torch.testing.assert_close(double, 2 * full)
+    capped, info = s32.search_along(G, E, w1, [(0, 0)], moves, steps=60, goal=0.9999, lr=0.5, resolution=16,
+                                    max_distance=0.2)
+    assert capped[0, 0] == pytest.approx(-0.2) and not info["reached"][0]

@@ -47,9 +47,9 @@ def _summary(result: Result, edits: dict) -> str:
     return f"{len(result.faces)} face(s) edited; s (photo->result): {', '.join(parts)}"
 
 
-def edit_files(editor: Editor, inputs, outputs, edits: dict, strength: float = 1.0, all_faces: bool = False,
-               debug: bool = False, report: bool = False, batch: int = 8, log=print) -> list[str]:
-    """Edit every input photo into its output, `batch` photos (all their faces) per Editor.edit.
+def edit_files(editor: Editor, inputs, outputs, edits: dict, debug: bool = False, report: bool = False,
+               batch: int = 8, log=print) -> list[str]:
+    """Edit every input photo into its output, `batch` photos (all their faces) per Editor.edit (its options).
 
     Goes on past a photo that fails (unreadable, no face) and returns the failures, one
     "path: reason" line each. Every file is written atomically: the edited photo, with `report` its
@@ -69,7 +69,7 @@ def edit_files(editor: Editor, inputs, outputs, edits: dict, strength: float = 1
                 failures.append(str(e))
         if not loaded:
             continue
-        results = editor.edit([p for _, _, p in loaded], edits, strength=strength, all_faces=all_faces, debug=debug)
+        results = editor.edit([p for _, _, p in loaded], edits, debug=debug)
         for (src, dst, _), result in zip(loaded, results):
             if result.error:
                 failures.append(f"{src}: {result.error}")

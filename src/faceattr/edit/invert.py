@@ -9,6 +9,8 @@ Beyond the patent, each switchable: an encoder start (`nets.encoder.Encoder`, tr
 prior term keeping ||z|| near sqrt(dim).
 """
 
+import math
+
 import torch
 from torch import nn
 
@@ -20,6 +22,19 @@ def luminance(x):
     """(B, 3, H, W) -> the same shape, each pixel replaced by its grey value (ITU-R 601 weights)."""
     w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     return (x * w).sum(1, keepdim=True).expand_as(x)
+
+
+class AtResolution(nn.Module):
+    """A G-Net of `nets.generator` as S31 and S32 run it: flat latents (N, z_dim) -> faces (N, 3, R, R) at
+    the working resolution R (a W+ latent (N, 23, 512) travels as (N, 23 * 512))."""
+
+    def __init__(self, G, resolution: int):
+        super().__init__()
+        self.G, self.resolution = G, resolution
+        self.z_dim = math.prod(G.latent_shape)
+
+    def forward(self, z):
+        return self.G.synthesize(z.view(len(z), *self.G.latent_shape), self.resolution)
 
 
 def _as_list(maps):

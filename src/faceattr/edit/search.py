@@ -6,7 +6,7 @@ its batch mates.
 
 import torch
 
-from faceattr.edit.optim import bf16_autocast, chunked, descend, prior_penalty, sqdist
+from faceattr.edit.optim import RowAdam, bf16_autocast, chunked, descend, prior_penalty, sqdist
 from faceattr.errors import FaceattrError
 
 
@@ -86,3 +86,73 @@ def search(G, E, z1, attr_index, target=None, steps=40, strength=1.0, goal=0.97,
     s1 = scores(G, E, z2, idx, bf16).to(dev)
     reached = torch.where(t == 1, s1 >= thresh - 1e-6, s1 <= thresh + 1e-6).all(1)
     return z2, {"s_before": s0.cpu(), "s_after": s1.cpu(), "reached": reached.cpu(), "steps": used}
+
+
+def search_along(G, E, w1, goals, moves, holds=None, steps=12, goal=0.999, hold_weight=1.0, lr=0.6,
+                 max_distance=6.0, resolution=128, strength=1.0):
+    """S32 along attribute directions (MobileStyleGAN): w2 = w1 + a @ moves + b @ holds.
+
+    The patent's loss, summed over the edited attributes: 1/2 (t - s)^2 with s = sigmoid(E(G(w))), G
+    drawing at `resolution` and E-Net reading it at its own, backpropagated to the input as in the
+    patent's S32 but only into the coefficients a of `moves` (the edited attributes' directions, made
+    orthogonal to the others', (k, dim)): E-Net decides how far, its pooled direction which way. The
+    attributes E-Net judges but the edit does not name (in `E.attr_names` order) keep their score by
+    hold_weight * 1/2 (s_o - s_o(w1))^2, backpropagated only into the coefficients b of `holds` (their
+    own directions), so E-Net's correlations do not drag them along and the edit cannot use them.
+    Adam per face; a face stops once every edited s is past `goal` (1 - goal to remove); |a| is capped
+    at `max_distance` so the search cannot leave the faces G-Net draws. `goals`: list of (E-Net output
+    index, target 0/1). `strength` scales w2 - w1 afterwards (0 = w1, 1 = the goal, 2 = twice as far).
+    w1: (N, dim) W or (N, rows, dim) W+ (the step is added to every row).
+    -> w2 and info: s_before, s_after (N, A) of the edited attributes, reached (N,), steps (N,),
+    coefficients (N, k).
+    """
+    dev = w1.device
+    idx, t = _goals(goals, None, len(w1))
+    t = t.to(dev)
+    held_idx = [i for i in range(len(E.attr_names)) if i not in idx]
+    if holds is None or not held_idx or not hold_weight:
+        held_idx, holds = [], moves.new_zeros(0, moves.shape[1])
+    basis = torch.cat([moves, holds]).to(dev, torch.float32)  # (k + m, dim)
+    k = len(moves)
+    is_move = (torch.arange(len(basis), device=dev) < k).float()
+
+    def shifted(c, w):
+        c = torch.cat([c[:, :k].clamp(-max_distance, max_distance), c[:, k:]], 1)
+        step = c @ basis
+        return w + (step[:, None] if w.ndim == 3 else step)
+
+    def read(w):
+        img = G.synthesize(w, resolution)
+        if img.shape[-1] != E.resolution:
+            img = torch.nn.functional.interpolate(img, size=(E.resolution, E.resolution), mode="area")
+        return torch.sigmoid(E(img).float())
+
+    with torch.no_grad():
+        s_all0 = read(w1)
+    s0, held0 = s_all0[:, idx], s_all0[:, held_idx]
+    c = torch.zeros(len(w1), len(basis), device=dev)
+    adam, used, rows = RowAdam(c), torch.zeros(len(w1), dtype=torch.long), torch.arange(len(w1))
+    for _ in range(steps):
+        cr = c[rows].requires_grad_(True)
+        s_all = read(shifted(cr, w1[rows]))
+        s = s_all[:, idx]
+        keep = ~torch.where(t[rows] == 1, s >= goal, s <= 1 - goal).all(1).cpu()
+        edit = (0.5 * (t[rows] - s).pow(2)).sum()
+        (grad,) = torch.autograd.grad(edit, cr, retain_graph=bool(held_idx))
+        grad = grad * is_move
+        if held_idx:
+            hold = hold_weight * (0.5 * (s_all[:, held_idx] - held0[rows]).pow(2)).sum()
+            grad = grad + torch.autograd.grad(hold, cr)[0] * (1 - is_move)
+        rows, grad = rows[keep], grad[keep.to(dev)]
+        if not len(rows):
+            break
+        adam.step(c, grad, rows, lr)
+        used[rows] += 1
+    c[:, :k] = c[:, :k].clamp(-max_distance, max_distance)
+    strength = torch.as_tensor(strength, dtype=torch.float32, device=dev).reshape(-1, 1)
+    w2 = shifted(c * strength, w1)
+    with torch.no_grad():
+        s1 = read(w2)[:, idx]
+    reached = torch.where(t == 1, s1 >= goal - 1e-6, s1 <= 1 - goal + 1e-6).all(1)
+    return w2.detach(), {"s_before": s0.cpu(), "s_after": s1.cpu(), "reached": reached.cpu(), "steps": used,
+                         "coefficients": c[:, :k].detach().cpu()}
