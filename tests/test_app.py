@@ -3,7 +3,10 @@ driven in headless Chromium. Tiny stand-in networks of the real architectures ed
 
 import base64
 import io
+import multiprocessing
+import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -19,7 +22,7 @@ from faceattr.data.images import demo_photo
 from faceattr.nets.enet import ENet
 from faceattr.nets.gnet import Generator
 from faceattr.serve.app import WEB, create_app, sniff
-from faceattr.serve.pool import EditPool
+from faceattr.serve.pool import EditPool, available_cpus, layout
 
 R, ATTRS = 16, ["Male", "Smiling"]
 MAX_UPLOAD = 2**20  # 1 MB: the tests' limit, so that too-large files stay small
@@ -244,9 +247,11 @@ def test_no_photo(client):
 
 
 def test_busy_and_slow_server(jpeg):
-    """One worker that cannot finish in time (S31 at the most steps and restarts): a full queue gives 429 with
-    Retry-After, the time limit 504 (waiting or editing), and the killed worker is replaced; a closed pool 503."""
-    slow = EditPool(tiny_editor(invert_steps=2000, restarts=16), workers=1, queue_size=1, time_limit=2, threads=1)
+    """One worker that cannot finish in time (S31 at the most steps and restarts) but an estimate that says it
+    can: a full queue gives 429 with Retry-After, the time limit 504 (waiting or editing), and the killed worker
+    is replaced; a closed pool 503."""
+    slow = EditPool(tiny_editor(invert_steps=2000, restarts=16), workers=1, queue_size=1, time_limit=2, threads=1,
+                    warmup=False, estimate=0.1)
     try:
         with TestClient(create_app(slow, max_upload=MAX_UPLOAD)) as client:
             first, second = (post(client, "/v1/jobs", jpeg) for _ in range(2))
@@ -259,14 +264,90 @@ def test_busy_and_slow_server(jpeg):
             assert job["stage"]["name"] == "S31"  # stopped in the long inversion
             job = wait(client, second.json()["id"])
             assert job["status"] == 504 and "time limit of 2 s" in job["error"] and job["stage"] is None
+            ready(client)
             r = post(client, "/v1/edit", jpeg)
             assert r.status_code == 504 and "time limit of 2 s" in r.json()["detail"]
-            assert client.get("/healthz").json()["workers"] == 1  # replaced after each kill
+            assert ready(client)["workers"] == 1  # replaced after each kill
             slow.close()
             assert client.get("/healthz").status_code == 503
             assert post(client, "/v1/edit", jpeg).status_code == 503
     finally:
         slow.close()
+
+
+def ready(client) -> dict:
+    """/healthz once every worker is ready again (a killed one is replaced and warmed up first)."""
+    for _ in range(600):  # a bound, not a timing
+        health = client.get("/healthz").json()
+        if health.get("workers") and not health.get("workers_starting"):
+            return health
+        time.sleep(0.1)
+    raise AssertionError(f"no worker became ready: {health}")
+
+
+def test_a_request_that_cannot_finish_in_time_is_refused_at_once(jpeg):
+    """Issue 22.4: with one worker busy on an edit of about the time limit, a second request would only wait
+    for a 504: it gets 429 with Retry-After at once (not a minute later), while the queue has room."""
+    slow = EditPool(tiny_editor(invert_steps=2000, restarts=16), workers=1, queue_size=4, time_limit=4, threads=1,
+                    warmup=False, estimate=3.0)
+    try:
+        with TestClient(create_app(slow, max_upload=MAX_UPLOAD)) as client:
+            assert post(client, "/v1/jobs", jpeg).status_code == 202  # an idle worker: always let in
+            start = time.monotonic()
+            r = post(client, "/v1/edit", jpeg)
+            assert time.monotonic() - start < 1.0 and r.status_code == 429, r.text
+            assert int(r.headers["retry-after"]) >= 1 and "past the time limit of 4 s" in r.json()["detail"]
+            assert client.get("/healthz").json()["expected_wait_s"] > 0
+    finally:
+        slow.close()
+
+
+def test_an_idle_worker_that_dies_is_replaced_before_a_job_reaches_it(jpeg):
+    """Issue 22.4: a worker killed while idle costs no request a 500: the next edit is served (by a fresh worker,
+    warmed up before it takes it), and one found dead without a request is replaced on its own."""
+    before = {p.pid for p in multiprocessing.active_children()}
+    pool = EditPool(tiny_editor(), workers=1, queue_size=2, max_pixels=MAX_PIXELS, threads=1)
+    try:
+        (pid,) = {p.pid for p in multiprocessing.active_children() if p.name == "faceattr-edit"} - before
+        with TestClient(create_app(pool, max_upload=MAX_UPLOAD)) as client:
+            assert client.get("/healthz").json()["edit_seconds"] > 0  # measured by the warm-up, before any request
+            os.kill(pid, signal.SIGKILL)
+            r = post(client, "/v1/edit", jpeg)  # at once: the job reaches the dead worker, or its replacement
+            assert r.status_code == 200, r.text
+            (pid,) = pool.pids()
+            os.kill(pid, signal.SIGKILL)
+            for _ in range(600):  # no request: the health check finds it and replaces it (a bound, not a timing)
+                if pool.pids()[0] not in (None, pid):
+                    break
+                time.sleep(0.1)
+            assert pool.pids()[0] not in (None, pid)
+            assert ready(client)["workers"] == 1
+            assert post(client, "/v1/edit", jpeg).status_code == 200
+    finally:
+        pool.close()
+
+
+def test_threads_never_oversubscribe_the_cores():
+    """Issue 22.4: workers x threads per worker <= cores by default, whichever of the two is given (unless more
+    workers than cores are asked for, then one thread each); 2 cores: 2 workers x 1 thread. And the worker runs
+    with them: torch's threads, OMP/MKL set before torch loaded."""
+    assert layout(2) == (2, 1) and layout(1) == (1, 1)
+    for cpus in range(1, 65):
+        for workers in [None, *range(1, cpus + 1)]:
+            for threads in [None, *range(1, cpus + 1)]:
+                w, t = layout(cpus, workers, threads)
+                assert (workers is None or w == workers) and (threads is None or t == threads) and w >= 1 and t >= 1
+                if workers is None or threads is None:
+                    assert w * t <= cpus, (cpus, workers, threads, w, t)
+        assert layout(cpus, cpus + 3) == (cpus + 3, 1)
+    pool = EditPool(tiny_editor(), workers=1, max_pixels=MAX_PIXELS, warmup=False)
+    try:
+        (facts,) = pool.worker_facts()
+        assert pool.threads == facts["threads"] == available_cpus() and facts["interop_threads"] == 1
+        assert facts["env"] == {name: str(pool.threads) for name in facts["env"]} and "OMP_NUM_THREADS" in facts["env"]
+        assert pool.stats()["threads_per_worker"] == pool.threads
+    finally:
+        pool.close()
 
 
 # ---- the web page in headless Chromium ----

@@ -198,7 +198,7 @@ def cmd_serve(args):
 
     editor_args = {"gnet": args.gnet, "enet": args.enet, "encoder": False if args.no_encoder else args.encoder}
     serve(args.host, args.port, editor_args, max_upload=int(args.max_upload_mb * 2**20), workers=args.workers,
-          queue_size=args.queue, time_limit=args.time_limit, max_pixels=int(args.max_megapixels * 1e6))
+          threads=args.threads, queue_size=args.queue, time_limit=args.time_limit, max_pixels=int(args.max_megapixels * 1e6))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -351,9 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
     enc = s.add_mutually_exclusive_group()
     enc.add_argument("--encoder", type=Path, help="inversion encoder for the S31 start (default: shipped, if any)")
     enc.add_argument("--no-encoder", action="store_true", help="start S31 from random z (the patent)")
-    s.add_argument("--workers", type=int, help="edits at once, one process each (default: half the CPUs)")
+    s.add_argument("--workers", type=int, help="edits at once, one process each (default: one per core, at most 8, "
+                   "so that workers x threads <= cores)")
+    s.add_argument("--threads", type=int, help="torch threads per worker (default: the cores / the workers, "
+                   "e.g. 2 cores: 2 workers x 1 thread)")
     s.add_argument("--queue", type=int, default=8, help="edits that may wait for a worker; more get 429")
-    s.add_argument("--time-limit", type=float, default=60.0, help="seconds per edit, waiting included; then 504")
+    s.add_argument("--time-limit", type=float, default=60.0, help="seconds per edit, waiting included: a request "
+                   "expected to finish later gets 429 with Retry-After at once; one that runs past it, 504")
     s.add_argument("--max-upload-mb", type=float, default=10.0, help="largest photo file accepted (413 above)")
     s.add_argument("--max-megapixels", type=float, default=25.0, help="largest photo accepted, in pixels (413 above)")
     s.set_defaults(func=cmd_serve)

@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from faceattr.errors import FaceattrError
-from faceattr.serve.pool import EditPool, Job, NoWorker, QueueFull
+from faceattr.serve.pool import Busy, EditPool, Job, NoWorker
 
 MAX_STRENGTH = 2.0
 FORM_OVERHEAD = 64 * 1024  # multipart framing and the text fields, on top of the photo
@@ -153,7 +153,7 @@ def create_app(pool: EditPool, max_upload: int = 10 * 2**20) -> FastAPI:
     def submit(req: EditRequest) -> Job:
         try:
             return pool.submit(req.photo, req.name, req.edits, req.strength, req.output_format)
-        except QueueFull as e:
+        except Busy as e:  # the queue is full, or the jobs ahead would keep this one past the time limit
             raise HTTPException(429, str(e), headers={"Retry-After": str(e.retry_after)}) from None
         except NoWorker as e:
             raise HTTPException(503, str(e)) from None
@@ -185,11 +185,12 @@ def create_app(pool: EditPool, max_upload: int = 10 * 2**20) -> FastAPI:
     def edited_name(job: Job) -> str:
         return f"{Path(job.name).stem}-edited.{'jpg' if job.output_format == 'JPEG' else 'png'}"
 
-    @app.get("/healthz", summary="whether the server can edit")
+    @app.get("/healthz", summary="whether the server can edit: its workers ready (loaded and warmed up), "
+             "those starting, the estimated seconds per edit and the expected wait for a new one")
     def healthz():
         stats = pool.stats()
-        return JSONResponse({"status": "ok" if stats["workers"] else "no worker", **stats},
-                            status_code=200 if stats["workers"] else 503)
+        status = "ok" if stats["workers"] else "starting" if stats["workers_starting"] else "no worker"
+        return JSONResponse({"status": status, **stats}, status_code=200 if stats["workers"] else 503)
 
     @app.get("/v1/attributes", summary="the attributes E-Net judges, and the strength range")
     def attributes():
@@ -256,7 +257,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, editor_args: dict | None = 
         raise FaceattrError(f"{WEB}: the web page's files are missing from the package")
     pool = EditPool(editor_args, **pool_options)
     try:
-        print(f"faceattr serve: {pool.workers} worker(s), attributes {', '.join(pool.attr_names)}; "
+        estimate = pool.typical_seconds()
+        print(f"faceattr serve: {pool.workers} worker(s) x {pool.threads} thread(s), warm-up edit "
+              f"{'failed' if estimate is None else f'{estimate:.1f} s'}, attributes {', '.join(pool.attr_names)}; "
               f"page at http://{host}:{port}/", flush=True)
         uvicorn.run(create_app(pool, max_upload), host=host, port=port, log_level="info")
     finally:

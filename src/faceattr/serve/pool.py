@@ -9,13 +9,20 @@ A job is `queued`, then `editing`, then `done` or `failed`. While it is editing,
 each stage of Editor.edit as it starts (detect, S31, S32, S33) ahead of its reply, and the job keeps
 the current one with its start time (`Job.stage`), which is where it stopped if it fails; the report
 of a finished job gives the seconds each stage took.
+
+In time or not at all (issue 22.4): the workers x their torch threads never outnumber the cores by
+default (a busy machine's oversubscribed threads made one S31 take 30 s instead of 3); a request
+that the jobs ahead would push past the time limit is refused at once (429, Retry-After) from a
+running estimate of the edit time, instead of waiting for a 504; a new worker warms up with one
+edit before it takes jobs; an idle worker that dies is found within a second and replaced before a
+job reaches it.
 """
 
 import io
 import math
 import multiprocessing
 import os
-import queue
+import pickle
 import sys
 import threading
 import time
@@ -29,19 +36,72 @@ from typing import NamedTuple
 from faceattr.errors import FaceattrError
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
-DEFAULT_EDIT_SECONDS = 5.0  # Retry-After before any edit is measured (the shipped nets: ~3 s on 2 cores)
+DEFAULT_EDIT_SECONDS = 5.0  # the edit time assumed when no warm-up measured one (the shipped nets: ~3-5 s per core)
+EWMA_WEIGHT = 0.3  # weight of the newest edit's seconds in the running estimate
+HEALTH_SECONDS = 1.0  # an idle worker's process is checked this often
+PING_SECONDS = 5.0  # and asked to answer this often (a hung one is replaced)
+PING_TIMEOUT = 10.0
+MAX_DEFAULT_WORKERS = 8  # each holds its own editor (hundreds of MB): more cores give each worker more threads
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_SPAWN_LOCK = threading.Lock()  # the environment is the spawned worker's: one start at a time changes it
 
 
-class QueueFull(Exception):
+def available_cpus() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup (v2) CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def layout(cpus: int, workers: int | None = None, threads: int | None = None) -> tuple[int, int]:
+    """(workers, torch threads per worker) that do not oversubscribe `cpus` cores: workers x threads <=
+    cpus unless the caller asks for more workers than cores (then one thread each). Defaults: one worker
+    per core (at most MAX_DEFAULT_WORKERS), the cores shared out as threads; e.g. 2 cores: 2 x 1."""
+    cpus = max(1, cpus)
+    if workers is None:
+        workers = max(1, min(MAX_DEFAULT_WORKERS, cpus // (threads or 1)))
+    if threads is None:
+        threads = max(1, cpus // workers)
+    return workers, threads
+
+
+class Busy(Exception):
+    """The server cannot take the job now: answered 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueFull(Busy):
     """Every worker is busy and the queue is at its maximum length."""
 
     def __init__(self, retry_after: int):
-        super().__init__(f"the edit queue is full: retry in {retry_after} s")
-        self.retry_after = retry_after
+        super().__init__(f"the edit queue is full: retry in {retry_after} s", retry_after)
+
+
+class TooLate(Busy):
+    """The jobs ahead would keep this one from finishing within the time limit."""
+
+    def __init__(self, expected: float, time_limit: float, retry_after: int):
+        super().__init__(f"the server is busy: this edit would finish in about {expected:.0f} s, past the time "
+                         f"limit of {time_limit:g} s; retry in {retry_after} s", retry_after)
 
 
 class NoWorker(Exception):
     """No worker process is running (one could not be restarted): the server cannot edit."""
+
+
+class _Lost(Exception):
+    """The worker died before it took the job (while idle): the job goes to another worker."""
 
 
 class Stage(NamedTuple):
@@ -52,7 +112,7 @@ class Stage(NamedTuple):
     started: float  # time.monotonic() when the worker said it began
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself (found in the queue by identity)
 class Job:
     """One photo to edit. `status` is the HTTP status of a failure (422 bad photo, 504 time, 500)."""
 
@@ -105,45 +165,88 @@ def _edit(editor, photo: bytes, name: str, edits: dict, strength: float, output_
         return "error", "the edit failed unexpectedly (the server log has the details)"
 
 
-def _work(editor_args: dict, threads: int, max_pixels: int, conn):
-    """A worker process: load the Editor, say ("ready", attribute names) or ("failed", why), then
-    edit every job received until the server closes the pipe, sending ("stage", name) as each stage
-    of an edit starts and then its reply."""
-    import torch
+def _warm_up(editor, max_pixels: int) -> float | None:
+    """In a new worker, before it takes jobs: one edit of the bundled demo photo (loads and runs every
+    stage once) -> its seconds, or None if it failed (the worker still serves)."""
+    from faceattr.data.images import demo_photo
 
-    from faceattr.edit.pipeline import Editor
+    start = time.monotonic()
+    reply = _edit(editor, demo_photo().read_bytes(), "warm-up", {editor.attr_names[0]: 1}, 1.0, "JPEG",
+                  max_pixels, on_stage=lambda name: None)
+    if reply[0] != "done":
+        print(f"faceattr serve: the warm-up edit failed: {reply[1]}", file=sys.stderr, flush=True)
+        return None
+    return time.monotonic() - start
+
+
+def _work(editor_args: bytes, threads: int, max_pixels: int, warmup: bool, conn):
+    """A worker process: limit its threads (before torch loads), load the Editor, warm it up, say
+    ("ready", facts) or ("failed", why), then answer ("pong",) to a ping and, for each job, ("got",)
+    at once, ("stage", name) as each stage of the edit starts and then its reply, until the server
+    closes the pipe. editor_args comes pickled, so that no torch module is unpickled before the
+    thread limits are set."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    import pickle
+
+    import torch
 
     torch.set_num_threads(threads)
     try:
-        editor = Editor(**editor_args)
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or parallel work already ran
+        pass
+    from faceattr.edit.pipeline import Editor
+
+    try:
+        editor = Editor(**pickle.loads(editor_args))
+        seconds = _warm_up(editor, max_pixels) if warmup else None
     except FaceattrError as e:
         conn.send(("failed", str(e)))
         return
     except Exception as e:  # noqa: BLE001  e.g. a damaged checkpoint: the server stops with this one line
         conn.send(("failed", f"cannot load the editor: {type(e).__name__}: {e}"))
         return
-    conn.send(("ready", list(editor.attr_names)))
+    conn.send(("ready", {"attr_names": list(editor.attr_names), "warmup_seconds": seconds, "pid": os.getpid(),
+                         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                         "env": {name: os.environ.get(name) for name in THREAD_VARIABLES}}))
     while True:
         try:
             job = conn.recv()
         except (EOFError, OSError):  # the server has gone
             return
-        conn.send(_edit(editor, *job, max_pixels, on_stage=lambda name: conn.send(("stage", name))))
+        if job[0] == "ping":
+            conn.send(("pong",))
+            continue
+        conn.send(("got",))
+        conn.send(_edit(editor, *job[1:], max_pixels, on_stage=lambda name: conn.send(("stage", name))))
 
 
 class _Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self, editor_args: dict, threads: int, max_pixels: int):
+    def __init__(self, editor_args: bytes, threads: int, max_pixels: int, warmup: bool):
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe in a process with threads (the server's)
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_work, args=(editor_args, threads, max_pixels, child),
+        self.process = ctx.Process(target=_work, args=(editor_args, threads, max_pixels, warmup, child),
                                    name="faceattr-edit", daemon=True)
-        self.process.start()
+        self.facts: dict = {}
+        with _SPAWN_LOCK:  # the child inherits the environment: limit its threads from its first import
+            saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+            os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+            try:
+                self.process.start()
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
         child.close()
 
-    def ready(self, timeout: float) -> list[str]:
-        """Wait for the Editor to load -> its attribute names; FaceattrError if it could not."""
+    def ready(self, timeout: float) -> dict:
+        """Wait for the Editor to load and warm up -> its facts (attr_names, warmup_seconds, pid,
+        threads); FaceattrError if it could not."""
         try:
             if not self.conn.poll(timeout):
                 raise FaceattrError(f"the editor did not load within {timeout:g} s")
@@ -152,12 +255,32 @@ class _Worker:
             raise FaceattrError("the edit worker died while loading the editor (the log above says why)") from None
         if kind == "failed":
             raise FaceattrError(value)
+        self.facts = value
         return value
 
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def ping(self, timeout: float) -> bool:
+        """Whether the idle worker answers within `timeout` seconds."""
+        try:
+            self.conn.send(("ping",))
+            return self.conn.poll(timeout) and self.conn.recv() == ("pong",)
+        except (EOFError, OSError):
+            return False
+
     def edit(self, job: Job, photo: bytes):
-        """-> the worker's reply, or None when the job's deadline passes first; EOFError if it died.
-        Each stage the worker starts on the way is recorded as the job's stage."""
-        self.conn.send((photo, job.name, job.edits, job.strength, job.output_format))
+        """-> the worker's reply, or None when the job's deadline passes first; _Lost if the worker was
+        dead before it took the job, EOFError if it died editing. Each stage the worker starts on the
+        way is recorded as the job's stage."""
+        try:
+            self.conn.send(("edit", photo, job.name, job.edits, job.strength, job.output_format))
+            if not self.conn.poll(max(0.0, job.deadline - time.monotonic())):
+                return None
+            got = self.conn.recv()
+        except (EOFError, OSError):
+            raise _Lost from None
+        assert got == ("got",), got
         while self.conn.poll(max(0.0, job.deadline - time.monotonic())):  # the time left for the whole edit
             reply = self.conn.recv()
             if reply[0] != "stage":
@@ -171,40 +294,65 @@ class _Worker:
         self.conn.close()
 
 
+_STOP = object()  # what a runner takes from the queue when the pool closes
+
+
 class EditPool:
-    """`workers` processes (default: half the CPUs, as torch already uses several threads per edit)
-    each with `threads` torch threads; up to `queue_size` more jobs wait. A job has `time_limit`
-    seconds from submission, waiting included; a worker still editing at the deadline is killed and
-    replaced. Finished jobs are kept for `/v1/jobs` until `keep` newer ones have finished.
+    """`workers` processes each with `threads` torch threads (by default from the cores, never more
+    threads in all than cores: see `layout`); up to `queue_size` more jobs wait. A job has
+    `time_limit` seconds from submission, waiting included; a worker still editing at the deadline is
+    killed and replaced.
+
+    Admission by expected wait: the pool keeps a running estimate of one edit's seconds (an EWMA over
+    the finished edits; before any, the new workers' warm-up edit, or `estimate`), and refuses at once
+    (TooLate, a 429) a job that would finish past its time limit behind the jobs ahead of it, rather
+    than let it wait for a 504. A job is always let in when a worker is idle, so that a stale estimate
+    is measured again.
+
+    Each worker warms up (one edit of the bundled photo) before it takes jobs. An idle worker is
+    checked every HEALTH_SECONDS (and pinged every PING_SECONDS); a dead or hung one is replaced
+    before a job reaches it, and a job handed to a worker that turns out dead goes to the next one.
+    Finished jobs are kept for `/v1/jobs` until `keep` newer ones have finished.
 
     editor_args: Editor's arguments (gnet, enet, encoder, options); modules must be picklable.
     """
 
     def __init__(self, editor_args: dict | None = None, workers: int | None = None, queue_size: int = 8,
                  time_limit: float = 60.0, max_pixels: int = 25_000_000, keep: int = 32,
-                 threads: int | None = None, load_timeout: float = 300.0):
-        cpus = os.cpu_count() or 1
-        self.workers = workers or max(1, cpus // 2)
-        if self.workers < 1 or queue_size < 0 or time_limit <= 0 or max_pixels < 1 or keep < 1:
-            raise FaceattrError("the pool needs workers >= 1, queue >= 0, a time limit > 0, max pixels >= 1, keep >= 1")
+                 threads: int | None = None, load_timeout: float = 300.0, warmup: bool = True,
+                 estimate: float | None = None):
+        cpus = available_cpus()
+        if (workers is not None and workers < 1) or (threads is not None and threads < 1) or queue_size < 0 \
+                or time_limit <= 0 or max_pixels < 1 or keep < 1 or (estimate is not None and estimate <= 0):
+            raise FaceattrError("the pool needs workers >= 1, threads >= 1, queue >= 0, a time limit > 0, "
+                                "max pixels >= 1, keep >= 1 and an estimate > 0")
+        self.workers, self.threads = layout(cpus, workers, threads)
+        if self.workers * self.threads > cpus:
+            print(f"faceattr serve: {self.workers} worker(s) x {self.threads} thread(s) is more than the {cpus} "
+                  "core(s): edits will slow each other down", file=sys.stderr)
         self.queue_size, self.time_limit, self.max_pixels, self.keep = queue_size, time_limit, max_pixels, keep
-        self._spawn_args = (dict(editor_args or {}), threads or max(1, cpus // self.workers), max_pixels)
+        self._spawn_args = (pickle.dumps(dict(editor_args or {})), self.threads, max_pixels, warmup)
         self._load_timeout = load_timeout
         self._lock = threading.Lock()
-        self._queue = queue.SimpleQueue()
+        self._wake = threading.Condition(self._lock)
+        self._pending: deque[Job] = deque()  # queued jobs, next first
         self._jobs: dict[str, Job] = {}  # active jobs and the last `keep` finished ones
         self._finished = deque()  # ids of kept finished jobs, oldest first
         self._active = 0  # queued + editing
-        self._durations = deque(maxlen=20)  # seconds of the last edits
+        self._estimate = estimate  # seconds of one edit (EWMA); None until measured
         self._closed = False
         slots = [_Worker(*self._spawn_args) for _ in range(self.workers)]  # load in parallel
         try:
-            self.attr_names = [w.ready(load_timeout) for w in slots][0]
+            facts = [w.ready(load_timeout) for w in slots]
         except FaceattrError:
             for w in slots:
                 w.stop()
             raise
-        self._alive = len(slots)
+        self.attr_names = facts[0]["attr_names"]
+        for f in facts:
+            self._measured(f["warmup_seconds"])
+        self._alive = len(slots)  # slots not given up (ready or being replaced)
+        self._ready = [True] * len(slots)  # by slot: a loaded, warm worker
         self._workers = slots  # the worker each runner feeds, by slot
         self._runners = [threading.Thread(target=self._run, args=(i,), name="faceattr-runner", daemon=True)
                          for i in range(len(slots))]
@@ -214,16 +362,21 @@ class EditPool:
     # ---- the HTTP side ----
 
     def submit(self, photo: bytes, name: str, edits: dict, strength: float, output_format: str) -> Job:
-        """Queue a job; QueueFull when at capacity, NoWorker when no worker runs."""
+        """Queue a job; QueueFull when at capacity, TooLate when it would not finish in time, NoWorker
+        when no worker runs."""
         with self._lock:
             if self._closed or not self._alive:
                 raise NoWorker("no edit worker is running (the server is stopping, or see its log)")
             if self._active >= self._alive + self.queue_size:
                 raise QueueFull(self._retry_after())
+            wait, edit = self._expected_wait(), self._edit_seconds()
+            if wait > 0 and wait + edit > self.time_limit:
+                raise TooLate(wait + edit, self.time_limit, max(1, math.ceil(wait + edit - self.time_limit)))
             job = Job(photo, name, edits, strength, output_format, deadline=time.monotonic() + self.time_limit)
             self._jobs[job.id] = job
             self._active += 1
-        self._queue.put(job)
+            self._pending.append(job)
+            self._wake.notify()
         return job
 
     def get(self, job_id: str) -> Job | None:
@@ -252,23 +405,46 @@ class EditPool:
             return 1 + sum(j.state == "queued" and j.created < job.created for j in self._jobs.values())
 
     def typical_seconds(self) -> float | None:
-        """Mean duration of the recent edits (None before the first)."""
+        """The running estimate of one edit's seconds (None before any edit or warm-up was measured)."""
         with self._lock:
-            return self._mean_duration()
+            return self._estimate
+
+    def pids(self) -> list[int | None]:
+        """The process id of each slot's worker (None while it is being replaced)."""
+        with self._lock:
+            return [w.process.pid if w is not None and ready else None for w, ready in zip(self._workers, self._ready)]
 
     def stats(self) -> dict:
         with self._lock:
             states = [j.state for j in self._jobs.values()]
-        return {"workers": 0 if self._closed else self._alive, "queued": states.count("queued"),
-                "editing": states.count("editing"), "queue_size": self.queue_size, "time_limit_s": self.time_limit}
+            ready = 0 if self._closed else sum(self._ready)
+            estimate, wait = self._estimate, self._expected_wait()
+        return {"workers": ready, "workers_starting": 0 if self._closed else self._alive - ready,
+                "threads_per_worker": self.threads, "queued": states.count("queued"),
+                "editing": states.count("editing"), "queue_size": self.queue_size, "time_limit_s": self.time_limit,
+                "edit_seconds": None if estimate is None else round(estimate, 3), "expected_wait_s": round(wait, 3)}
+
+    def worker_facts(self) -> list[dict]:
+        """What each ready worker said when it started: pid, threads, interop_threads, env, warmup_seconds."""
+        with self._lock:
+            return [dict(w.facts) for w, ready in zip(self._workers, self._ready) if w is not None and ready]
 
     def close(self):
-        """Kill the workers and stop the runners (jobs in progress fail)."""
+        """Kill the workers and stop the runners (jobs in progress fail, queued ones get 503)."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
-        for _ in self._runners:
-            self._queue.put(None)
-        for w in self._workers:
+            dropped = list(self._pending)
+            self._pending.clear()
+            for job in dropped:
+                job.photo = None
+                self._end(job, "failed", 503, "the server is stopping")
+            self._wake.notify_all()
+            workers = list(self._workers)
+        for job in dropped:
+            job.future.set_result(job)
+        for w in workers:
             if w is not None:
                 w.process.kill()  # its runner sees the pipe close, ends the job and stops
         for t in self._runners:
@@ -276,17 +452,35 @@ class EditPool:
 
     # ---- the workers' side ----
 
-    def _mean_duration(self) -> float | None:
-        return sum(self._durations) / len(self._durations) if self._durations else None
+    def _edit_seconds(self) -> float:
+        return self._estimate or DEFAULT_EDIT_SECONDS
+
+    def _measured(self, seconds: float | None):
+        """Under the lock (or before the runners start): fold one edit's seconds into the estimate."""
+        if seconds is not None:
+            self._estimate = seconds if self._estimate is None else \
+                EWMA_WEIGHT * seconds + (1 - EWMA_WEIGHT) * self._estimate
+
+    def _expected_wait(self) -> float:
+        """Under the lock: seconds before a job submitted now would start: 0 with an idle worker, else the
+        work left ahead of it (the rest of the edits running, the queued ones) shared by the workers."""
+        ready = sum(self._ready)
+        edit, now = self._edit_seconds(), time.monotonic()
+        editing = [j for j in self._jobs.values() if j.state == "editing"]
+        if not self._pending and len(editing) < ready:
+            return 0.0
+        left = sum(max(0.0, edit - (now - j.started)) for j in editing) + len(self._pending) * edit
+        return left / max(1, ready) + (0.0 if ready else edit)  # no worker ready: one is being replaced
 
     def _retry_after(self) -> int:
-        typical = self._mean_duration() or DEFAULT_EDIT_SECONDS
-        return max(1, math.ceil(typical / max(1, self._alive)))  # about when the next worker frees
+        return max(1, math.ceil(self._edit_seconds() / max(1, sum(self._ready))))  # about when a worker frees
 
     def _expire(self, job: Job) -> bool:
         """Under the lock: fail a job that is still queued at its deadline; whether it was."""
         if job.state != "queued" or time.monotonic() < job.deadline:
             return False
+        if job in self._pending:
+            self._pending.remove(job)
         job.photo = None
         self._end(job, "failed", 504, f"waited in the queue past the time limit of {self.time_limit:g} s")
         return True
@@ -299,13 +493,38 @@ class EditPool:
         while len(self._finished) > self.keep:
             self._jobs.pop(self._finished.popleft(), None)
 
+    def _take(self) -> Job | object | None:
+        """The next queued job, None after HEALTH_SECONDS without one, _STOP when the pool closes."""
+        with self._lock:
+            if not self._pending and not self._closed:
+                self._wake.wait(HEALTH_SECONDS)
+            if self._closed:
+                return _STOP
+            return self._pending.popleft() if self._pending else None
+
     def _run(self, slot: int):
-        """A runner thread: feeds one worker process jobs from the queue, one at a time."""
-        worker = self._workers[slot]
+        """A runner thread: keeps one worker process healthy and feeds it jobs, one at a time."""
+        worker, pinged = self._workers[slot], time.monotonic()
         while True:
-            job = self._queue.get()
-            if job is None:
+            if worker is None or not worker.alive():
+                if worker is not None:
+                    print("faceattr serve: an idle edit worker died; replacing it", file=sys.stderr, flush=True)
+                worker = self._replace(slot, worker)
+                if worker is None:
+                    return
+                pinged = time.monotonic()
+            job = self._take()
+            if job is _STOP:
                 break
+            if job is None:  # idle: is the worker still there, and answering?
+                if time.monotonic() - pinged > PING_SECONDS:
+                    pinged = time.monotonic()
+                    if not worker.ping(PING_TIMEOUT):
+                        print("faceattr serve: an idle edit worker did not answer; replacing it", file=sys.stderr,
+                              flush=True)
+                        worker.stop()
+                        worker = None
+                continue
             with self._lock:
                 expired = self._expire(job)
                 if job.state != "queued":  # expired, now or earlier
@@ -316,6 +535,14 @@ class EditPool:
                 photo, job.photo = job.photo, None
             try:
                 reply = worker.edit(job, photo)
+            except _Lost:  # it was dead before the job reached it: the job goes back first in the queue
+                with self._lock:
+                    job.state, job.started, job.stage, job.photo = "queued", None, None, photo
+                    self._pending.appendleft(job)
+                    self._wake.notify()
+                worker.stop()
+                worker = None
+                continue
             except (EOFError, OSError):
                 reply = "error", "the edit worker died (the server log may say why)"
                 worker.stop()
@@ -327,30 +554,61 @@ class EditPool:
             with self._lock:
                 if reply[0] == "done":
                     job.image, job.report = reply[1], reply[2]
-                    self._durations.append(time.monotonic() - job.started)
+                    self._measured(time.monotonic() - job.started)
                     self._end(job, "done")
                 else:
+                    if reply[0] == "timeout":  # at least this long: the estimate learns it too
+                        self._measured(time.monotonic() - job.started)
                     self._end(job, "failed", {"refused": 422, "timeout": 504, "error": 500}[reply[0]], reply[1])
             job.future.set_result(job)
-            if worker is None:
-                worker = self._workers[slot] = self._restart()
-                if worker is None:
-                    return
         worker.stop()
 
-    def _restart(self) -> _Worker | None:
-        """A fresh worker for a killed one (None if the pool is closing or it would not load)."""
+    def _replace(self, slot: int, old: _Worker | None) -> _Worker | None:
+        """A fresh, warmed-up worker for a dead or killed one (None if the pool is closing or it would
+        not load). The slot takes no jobs meanwhile."""
         with self._lock:
-            if self._closed:
+            self._ready[slot] = False
+            self._workers[slot] = None
+            closed = self._closed
+            if closed:
                 self._alive -= 1
-                return None
+        if old is not None:
+            old.stop()
+        if closed:
+            return None
         worker = _Worker(*self._spawn_args)
+        with self._lock:
+            self._workers[slot] = worker  # not ready yet, but close() kills it too
+            closing = self._closed
+        if closing:
+            worker.process.kill()
         try:
-            worker.ready(self._load_timeout)
-            return worker
+            facts = worker.ready(self._load_timeout)
         except FaceattrError as e:
             worker.stop()
-            print(f"faceattr serve: could not restart an edit worker: {e}", file=sys.stderr)
+            if not self._closed:
+                print(f"faceattr serve: could not restart an edit worker: {e}", file=sys.stderr)
             with self._lock:
                 self._alive -= 1
+                if not self._alive:  # nothing will take the queued jobs
+                    dropped = list(self._pending)
+                    self._pending.clear()
+                    for job in dropped:
+                        job.photo = None
+                        self._end(job, "failed", 503, "no edit worker is running (see the server log)")
+                else:
+                    dropped = []
+            for job in dropped:
+                job.future.set_result(job)
             return None
+        with self._lock:
+            if self._closed:
+                closed = True
+                self._alive -= 1
+            else:
+                self._ready[slot] = True
+                self._measured(facts["warmup_seconds"])
+        if closed:
+            worker.stop()
+            return None
+        return worker
