@@ -3,9 +3,11 @@
 Starts the server itself on 127.0.0.1 at a free port (nothing else is contacted), waits until it is
 up, sends one edit to warm it, then runs `--clients` threads that each post the photo to /v1/edit
 again and again for `--seconds`. A client told 429 waits as long as Retry-After says (as a polite
-client would) and counts it. Prints p50/p95 latency of the finished edits, the counts of 429s and
-5xx, and the server's memory: the resident set of the server and its worker processes, sampled
-every 0.2 s, after the warm-up, at its peak and at the end.
+client would) and counts it. Prints the server's layout (workers x threads, its edit-time estimate),
+the load average of the machine before and after, the counts of each status, p50/p95 latency of the
+finished edits and of the 429s (which should come back at once), and the server's memory: the
+resident set of the server and its worker processes, sampled every 0.2 s, after the warm-up, at its
+peak and at the end.
 
     python benchmarks/load_serve.py --clients 12 --seconds 60 -- --enet /work/runs/enet/checkpoint.pt
 
@@ -123,6 +125,7 @@ def main():
         args.photo = demo_photo()
     body, content_type = multipart(args.photo, args.attr or ["Male=1"], args.strength)
 
+    load_before = os.getloadavg()
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="faceattr-serve-", suffix=".log")[1])
     with log.open("wb") as out:
@@ -161,6 +164,10 @@ def main():
         memory.stop.set()
         memory.join()
         elapsed = time.monotonic() - (deadline - args.seconds)
+        try:
+            health_end = json.loads(request(port, "GET", "/healthz", timeout=10)[2])
+        except (OSError, ValueError):
+            health_end = {}
     finally:
         server.terminate()
         try:
@@ -170,18 +177,26 @@ def main():
             server.wait()
 
     ok = sorted(t for s, t in results if s == 200)
+    busy = sorted(t for s, t in results if s == 429)
     count = lambda pred: sum(1 for s, _ in results if pred(s))  # noqa: E731
     mb = [m / 2**20 for _, m in memory.samples]
+    load_after = os.getloadavg()
     print(f"faceattr serve under load: {args.clients} clients for {args.seconds:g} s "
-          f"({elapsed:.1f} s with the last answers), {health['workers']} worker(s), queue {health['queue_size']}, "
-          f"photo {args.photo.name}; server log {log}")
-    print(f"requests {len(results)}: 200 {len(ok)} ({len(ok) / elapsed:.2f}/s), 429 {count(lambda s: s == 429)}, "
-          f"5xx {count(lambda s: isinstance(s, int) and s >= 500)}, "
+          f"({elapsed:.1f} s with the last answers), {health['workers']} worker(s) x "
+          f"{health.get('threads_per_worker', '?')} thread(s) on {os.cpu_count()} CPU(s), queue {health['queue_size']}, "
+          f"time limit {time_limit:g} s, photo {args.photo.name}; server log {log}")
+    print(f"machine load average (1/5/15 min): before {'/'.join(f'{x:.2f}' for x in load_before)}, "
+          f"after {'/'.join(f'{x:.2f}' for x in load_after)}")
+    print(f"edit-time estimate: after the warm-ups {health.get('edit_seconds')} s, at the end "
+          f"{health_end.get('edit_seconds')} s")
+    print(f"requests {len(results)}: 200 {len(ok)} ({len(ok) / elapsed:.2f}/s), 429 {len(busy)}, "
+          f"504 {count(lambda s: s == 504)}, other 5xx {count(lambda s: isinstance(s, int) and s >= 500 and s != 504)}, "
           f"other 4xx {count(lambda s: isinstance(s, int) and 400 <= s < 500 and s != 429)}, "
           f"connection errors {count(lambda s: isinstance(s, str))}")
-    if len(ok) >= 2:
-        q = statistics.quantiles(ok, n=100, method="inclusive")
-        print(f"latency of the edits (queueing included): p50 {q[49]:.2f} s, p95 {q[94]:.2f} s, max {ok[-1]:.2f} s")
+    for label, times in (("the edits (queueing included)", ok), ("the 429s", busy)):
+        if len(times) >= 2:
+            q = statistics.quantiles(times, n=100, method="inclusive")
+            print(f"latency of {label}: p50 {q[49]:.2f} s, p95 {q[94]:.2f} s, max {times[-1]:.2f} s")
     if mb:
         third = max(1, len(mb) // 3)
         print(f"server memory (server + workers, RSS): after warm-up {mb[0]:.0f} MB, peak {max(mb):.0f} MB, "

@@ -493,14 +493,26 @@ class EditPool:
         while len(self._finished) > self.keep:
             self._jobs.pop(self._finished.popleft(), None)
 
-    def _take(self) -> Job | object | None:
-        """The next queued job, None after HEALTH_SECONDS without one, _STOP when the pool closes."""
-        with self._lock:
-            if not self._pending and not self._closed:
-                self._wake.wait(HEALTH_SECONDS)
-            if self._closed:
-                return _STOP
-            return self._pending.popleft() if self._pending else None
+    def _take(self) -> tuple[Job, bytes] | object | None:
+        """The next queued job, marked editing, and its photo; None after HEALTH_SECONDS without one;
+        _STOP when the pool closes. Jobs found past their deadline fail on the way (504)."""
+        expired = []
+        try:
+            with self._lock:
+                if not self._pending and not self._closed:
+                    self._wake.wait(HEALTH_SECONDS)
+                while not self._closed and self._pending:
+                    job = self._pending.popleft()
+                    if self._expire(job):
+                        expired.append(job)
+                        continue
+                    job.state, job.started = "editing", time.monotonic()
+                    photo, job.photo = job.photo, None
+                    return job, photo
+                return _STOP if self._closed else None
+        finally:
+            for job in expired:
+                job.future.set_result(job)
 
     def _run(self, slot: int):
         """A runner thread: keeps one worker process healthy and feeds it jobs, one at a time."""
@@ -513,10 +525,10 @@ class EditPool:
                 if worker is None:
                     return
                 pinged = time.monotonic()
-            job = self._take()
-            if job is _STOP:
+            taken = self._take()
+            if taken is _STOP:
                 break
-            if job is None:  # idle: is the worker still there, and answering?
+            if taken is None:  # idle: is the worker still there, and answering?
                 if time.monotonic() - pinged > PING_SECONDS:
                     pinged = time.monotonic()
                     if not worker.ping(PING_TIMEOUT):
@@ -525,21 +537,20 @@ class EditPool:
                         worker.stop()
                         worker = None
                 continue
-            with self._lock:
-                expired = self._expire(job)
-                if job.state != "queued":  # expired, now or earlier
-                    if expired:
-                        job.future.set_result(job)
-                    continue
-                job.state, job.started = "editing", time.monotonic()
-                photo, job.photo = job.photo, None
+            job, photo = taken
             try:
                 reply = worker.edit(job, photo)
             except _Lost:  # it was dead before the job reached it: the job goes back first in the queue
                 with self._lock:
-                    job.state, job.started, job.stage, job.photo = "queued", None, None, photo
-                    self._pending.appendleft(job)
-                    self._wake.notify()
+                    closed = self._closed
+                    if closed:
+                        self._end(job, "failed", 503, "the server is stopping")
+                    else:
+                        job.state, job.started, job.stage, job.photo = "queued", None, None, photo
+                        self._pending.appendleft(job)
+                        self._wake.notify()
+                if closed:
+                    job.future.set_result(job)
                 worker.stop()
                 worker = None
                 continue
