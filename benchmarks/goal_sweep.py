@@ -1,7 +1,11 @@
 """Choose the editor's two goals (S32's `search_goal`, S33's `result_goal`) for an E-Net on real photos
 that benchmarks/edit_photos.py does not use: photos FIRST-LAST of each ORL person (the bench takes 1).
 
-    python benchmarks/goal_sweep.py --enet ENET --photos 2-4 --search-goals 0.97,0.995 --out sweep.json
+    python benchmarks/goal_sweep.py [--gnet patent] --enet ENET --photos 2-4 --search-goals 0.97,0.995 \
+        --out sweep.json
+
+The patent G-Net's editor (`Editor(gnet="patent")`, its `options`): MobileStyleGAN pastes its change at
+gain 1, with no ladder to choose on.
 
 Each face is inverted once (S31), searched once per search goal (S32, Male flipped to the side the
 independent judge, @vladmandic/human's FaceRes, does not read: `eval.edits.target_of`), and pasted back
@@ -19,15 +23,16 @@ import numpy as np
 from faceattr.data.images import load_photo
 from faceattr.edit import align
 from faceattr.edit.pipeline import GAIN_LADDER, Editor, pick_rungs
-from faceattr.edit.search import search
 from faceattr.eval.edits import SFACE_SAME_PERSON, Judges, real_photos, success, target_of
-from faceattr.nets.gnet import decode
 
 RESULT_GOALS = (0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
 
 
 def sweep(editor, judge, todo, search_goals, batch):
-    """-> rows: per face and search goal, E-Net's score, the judge's verdict and SFace at every rung."""
+    """-> rows: per face and search goal, E-Net's score, the judge's verdict and SFace at every rung.
+    editor: a patent G-Net Editor (the gain ladder is its S33); each search goal runs S32 with the
+    editor's options but that `search_goal` (`EditOptions.updated`)."""
+    base = editor.options
     rows = []
     for target in (0, 1):
         chunk = [job for job in todo if target_of(job[2], "Male") == target]
@@ -38,17 +43,19 @@ def sweep(editor, judge, todo, search_goals, batch):
             grey = [align.is_grey(x) for x in c]
             z1, _ = editor.invert(c, np.stack([x.valid for x in crops]), grey)
             goals = editor.goals({"Male": target})
-            E, columns = editor._judge(goals)
-            s_photo = editor._scores(c)[:, [i for i, _ in goals]]
+            s_photo = editor.scores(c)[:, [i for i, _ in goals]]
             for search_goal in search_goals:
-                options = dict(editor.search_options, goal=search_goal)
-                z2, _ = search(editor.G, E, z1, [(columns[0], target)], **options)
-                g1, g2 = decode(editor.G, z1), decode(editor.G, z2)
+                editor.options = base.updated(search_goal=search_goal)
+                try:
+                    z2, _ = editor.search(z1, {"Male": target})
+                finally:
+                    editor.options = base
+                g1, g2 = editor.decode(z1, editor.resolution), editor.decode(z2, editor.resolution)
                 s = editor.rung_scores(c, g1, g2, goals, grey)
                 for k, (name, photo, before, face) in enumerate(part):
                     rungs = []
                     for gain in GAIN_LADDER:
-                        after = judge.look(editor._paste(photo, photo, face, g1[k], g2[k], grey[k], gain))
+                        after = judge.look(editor.paste(photo, photo, face, g1[k], g2[k], grey[k], gain))
                         flipped = after is not None and success("Male", target, before.verdict, after.verdict)[0]
                         rungs.append({"success": bool(flipped),
                                       "sface": 0.0 if after is None else float(judge.sface.cosine(before.sface,
@@ -77,6 +84,7 @@ def summarise(rows, result_goals=RESULT_GOALS):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--gnet", default="patent", help="the patent G-Net: 'patent' (shipped) or a run's weights")
     p.add_argument("--enet", help="default: shipped")
     p.add_argument("--photos", default="2-4", help="ORL photo numbers FIRST-LAST of each person")
     p.add_argument("--search-goals", default="0.97,0.995")
@@ -87,7 +95,9 @@ def main():
     first, last = map(int, args.photos.split("-"))
     orl = real_photos(1)[1].parent.parent  # ORL_faces/s1/1.pgm -> ORL_faces
     paths = [orl / f"s{person}" / f"{k}.pgm" for person in range(1, 41) for k in range(first, last + 1)]
-    editor = Editor(enet=args.enet)
+    if args.gnet == "mobilestylegan":
+        p.error("the gain ladder is the patent G-Net's S33: --gnet patent or a patent G-Net run")
+    editor = Editor(gnet=args.gnet, enet=args.enet)
     with Judges() as judge:  # one node process for the run
         todo = []
         for path in paths:

@@ -1,92 +1,97 @@
-"""Measure S31/S32 (edit.invert.invert, edit.search.search): inversion PSNR against steps on held-out corpus
-faces, and seconds per face for a batch of 1 and of 32 (fp32 / bf16 autocast / channels_last).
+"""Measure S31/S32 as the editor runs them (`Editor.invert`, `Editor.search`), for either G-Net: inversion
+PSNR against steps on held-out corpus faces, and seconds per face for a batch of 1 and of 32
+(patent G-Net: fp32 / bf16 autocast / channels_last; MobileStyleGAN: fp32).
 
-    python benchmarks/latent_speed.py --gnet runs/gan64/snapshots/gnet-NNNNNN.safetensors \
-        --data data/faces128 [--encoder runs/enc/encoder.safetensors] [--enet E.safetensors]
+    python benchmarks/latent_speed.py --gnet patent|mobilestylegan|runs/gan64/snapshots/gnet-NNNNNN.safetensors \
+        --data data/faces128 [--encoder runs/enc/encoder.safetensors] [--enet E.safetensors] [--directions D]
 
-Without --enet the search runs against an untrained E-Net of the shipped shape (speed only).
+Faces are aligned corpus faces at the editor's working resolution (`editor.resolution`: 64 px for the patent
+G-Net, 128 px for MobileStyleGAN); PSNR as the editor reports it. Steps, learning rates and restarts are
+EditOptions (`invert_steps`, `invert_lr`, `restarts`, `prior_weight`, `bf16`) on the G-Net's defaults.
+The search runs to its step cap (a goal it never reaches).
 """
 
 import argparse
-import inspect
 import time
 
 import torch
 
 from faceattr.data.dataset import FaceDataset
-from faceattr.edit.invert import invert
-from faceattr.edit.search import scores, search
-from faceattr.imaging import to_float
-from faceattr.nets.enet import ENet
-from faceattr.weights import load_classifier
-from faceattr.weights import load_encoder
-from faceattr.weights import load_generator
+from faceattr.edit.pipeline import Editor
 
 
-def curve(G, faces, encoder, steps_list, lrs, restarts, prior_weight, bf16):
-    init = encoder(faces) if encoder is not None else None
+def curve(editor, faces, steps_list, lrs, restarts, prior_weight, bf16):
+    base = editor.options
     for lr in lrs:
         for r in restarts:
             for steps in steps_list:
+                changes = dict(invert_steps=steps, invert_lr=lr, restarts=r)
+                if not editor.stylegan:
+                    changes.update(prior_weight=prior_weight, bf16=bf16)
+                editor.options = base.updated(**changes)
                 t, cpu = time.perf_counter(), time.process_time()
-                _, info = invert(G, faces, steps=steps, restarts=r, lr=lr, init=init, prior_weight=prior_weight,
-                                 bf16=bf16)
+                _, info = editor.invert(faces)
                 secs, cpu = time.perf_counter() - t, time.process_time() - cpu
-                start = "encoder" if init is not None else "random"
-                print(f"invert lr={lr} prior={prior_weight} bf16={bf16} restarts={r} steps={steps} start={start}: "
-                      f"PSNR {info['psnr'].mean():.2f} dB (min {info['psnr'].min():.2f}), "
-                      f"{secs / len(faces):.3f} s/face ({cpu / len(faces):.3f} CPU s)", flush=True)
+                start = "encoder" if editor.encoder is not None else "mean" if editor.stylegan else "random"
+                print(f"{editor.G.name} invert {changes} start={start}: PSNR {info['psnr'].mean():.2f} dB "
+                      f"(min {info['psnr'].min():.2f}), {secs / len(faces):.3f} s/face ({cpu / len(faces):.3f} CPU s)",
+                      flush=True)
+    editor.options = base
 
 
-def speed(G, E, faces, encoder, inv_steps, restarts, search_steps, modes, repeats=2):
+def speed(editor, faces, modes, repeats=2):
+    base, attr = editor.options, editor.attr_names[0]
     for b in (1, 32):
+        part = faces[:b]
         for mode in modes:
             fmt = torch.channels_last if "channels_last" in mode else torch.contiguous_format
-            G.to(memory_format=fmt), E.to(memory_format=fmt)
-            bf16 = "bf16" in mode
-            best = best_cpu = float("inf")
+            editor.G.to(memory_format=fmt), editor.E.to(memory_format=fmt)
+            editor.options = base.updated(search_goal=1.0, **({} if editor.stylegan else {"bf16": "bf16" in mode}))
+            best = best_cpu = t_inv = float("inf")
             for _ in range(repeats):
                 t, cpu = time.perf_counter(), time.process_time()
-                init = encoder(faces[:b]) if encoder is not None else None
-                z1, _ = invert(G, faces[:b], steps=inv_steps, restarts=restarts, init=init, bf16=bf16)
-                t_inv = time.perf_counter() - t
-                flip = (scores(G, E, z1, [0])[:, 0] < 0.5).float()  # add to faces without it, remove from the rest
-                search(G, E, z1, 0, flip, steps=search_steps, strength=100.0, bf16=bf16)  # never stops early
+                z1, _ = editor.invert(part)
+                t_inv = min(t_inv, time.perf_counter() - t)
+                # patent G-Net: strength 100 puts the stop out of reach; MobileStyleGAN: goal 1.0 does
+                editor.search(z1, {attr: 1}, strength=1.0 if editor.stylegan else 100.0)
                 best, best_cpu = min(best, time.perf_counter() - t), min(best_cpu, time.process_time() - cpu)
-            print(f"batch {b:2d} {mode:18s}: invert {t_inv / b:.3f} s/face, invert+search {best / b:.3f} s/face, "
-                  f"{best:.2f} s per batch ({best_cpu:.2f} CPU s)", flush=True)
-    G.to(memory_format=torch.contiguous_format), E.to(memory_format=torch.contiguous_format)
+            print(f"{editor.G.name} batch {len(part):2d} {mode:18s}: invert {t_inv / len(part):.3f} s/face, invert+search "
+                  f"{best / len(part):.3f} s/face, {best:.2f} s per batch ({best_cpu:.2f} CPU s)", flush=True)
+    editor.G.to(memory_format=torch.contiguous_format), editor.E.to(memory_format=torch.contiguous_format)
+    editor.options = base
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gnet", required=True)
+    p.add_argument("--gnet", default="patent", help="patent (shipped) | mobilestylegan | a patent G-Net run's weights")
     p.add_argument("--data", required=True)
-    p.add_argument("--encoder")
-    p.add_argument("--enet")
+    p.add_argument("--encoder", help="S31 encoder (default: none)")
+    p.add_argument("--enet", help="default: shipped")
+    p.add_argument("--directions", help="MobileStyleGAN's S32 directions (default: shipped)")
     p.add_argument("--n", type=int, default=32, help="held-out test faces")
     p.add_argument("--steps", default="0,25,50,100,200")
-    p.add_argument("--lrs", default="0.05,0.1,0.2")
+    p.add_argument("--lrs", default=None, help="invert_lr values (default: the G-Net's)")
     p.add_argument("--restarts", default="1")
-    p.add_argument("--prior", type=float, default=0.1, help="invert's prior_weight")
-    p.add_argument("--bf16", action="store_true", help="curve under bf16 autocast")
-    p.add_argument("--modes", default="fp32,bf16,channels_last,bf16+channels_last")
+    p.add_argument("--prior", type=float, default=0.1, help="prior_weight (patent G-Net)")
+    p.add_argument("--bf16", action="store_true", help="curve under bf16 autocast (patent G-Net)")
+    p.add_argument("--modes", default=None, help="default: fp32,bf16,channels_last,bf16+channels_last for the "
+                                                 "patent G-Net, fp32 for MobileStyleGAN")
     p.add_argument("--skip-curve", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
-    inv, found = inspect.signature(invert).parameters, inspect.signature(search).parameters
-    p.add_argument("--inv-steps", type=int, default=inv["steps"].default)
-    p.add_argument("--inv-restarts", type=int, default=inv["restarts"].default)
-    p.add_argument("--search-steps", type=int, default=found["steps"].default, help="run to the cap: no early stop")
+    p.add_argument("--inv-steps", type=int, help="S31 steps of the speed runs (default: the G-Net's)")
+    p.add_argument("--inv-restarts", type=int, default=1)
+    p.add_argument("--search-steps", type=int, help="S32 steps, run to the cap (default: the G-Net's)")
     a = p.parse_args()
-    G = load_generator(a.gnet)
-    faces = to_float(FaceDataset(a.data, G.resolution, split="test").images[:a.n])
-    encoder = load_encoder(a.encoder) if a.encoder else None
+    changes = {k: v for k, v in (("invert_steps", a.inv_steps), ("search_steps", a.search_steps)) if v is not None}
+    editor = Editor(a.gnet, a.enet, a.encoder or False, directions=a.directions, restarts=a.inv_restarts, **changes)
+    faces = FaceDataset(a.data, editor.resolution, split="test").images[:a.n]
     if not a.skip_curve:
         ints = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
-        curve(G, faces, encoder, ints(a.steps), [float(v) for v in a.lrs.split(",")], ints(a.restarts), a.prior, a.bf16)
+        lrs = [float(v) for v in a.lrs.split(",")] if a.lrs else [editor.options.invert_lr]
+        curve(editor, faces, ints(a.steps), lrs, ints(a.restarts), a.prior, a.bf16)
     if not a.skip_speed:
-        E = load_classifier(a.enet) if a.enet else ENet(["A"], G.resolution).eval().requires_grad_(False)
-        speed(G, E, faces, encoder, a.inv_steps, a.inv_restarts, a.search_steps, a.modes.split(","))
+        modes = a.modes or ("fp32" if editor.stylegan else "fp32,bf16,channels_last,bf16+channels_last")
+        speed(editor, faces, modes.split(","))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from faceattr.data.images import demo_photo, load_photo
 from faceattr.edit.pipeline import Editor
 from faceattr.errors import FaceattrError
 from faceattr.eval import edits
-from faceattr.eval.edits import (LABELLER_COLUMN, Look, caption, measure_edits, real_photos, success,
-                                 summarise_edits, target_of)
+from faceattr.eval.edits import (LABELLER_COLUMN, Judges, Look, caption, comparison_sheet, measure_edits,
+                                 real_photos, success, summarise_edits, target_of)
 from faceattr.judges import human
 from faceattr.judges.human import Verdict
 from faceattr.nets.enet import ENet
@@ -173,6 +173,32 @@ def test_the_real_judge_reads_the_astronaut_as_a_woman(editor):
     assert row["chroma_shift"] is not None and row["chroma_shift"] >= 0  # a colour photo
     assert set(row[LABELLER_COLUMN]) == {"before", "after"}  # kept, labelled, and not used for success
     assert m["summary"]["Male"]["all"]["n"] == 1 and not m["skipped"] and len(m["pairs"]) == 1
+
+
+def test_one_open_panel_judges_several_editors(editor):
+    """The report measures both G-Nets' editors with one panel (one node process): measure_edits uses an
+    open `Judges` as given and leaves it open; strength None is the editor's own option."""
+    paths, photos = _two_photos()
+    judge = FakeJudge(photos, before=[V("female", 30), V("male", 50)], after=[V("male", 31), V("male", 49)])
+    with Judges(judge) as panel:
+        first = measure_edits(editor, paths, attrs=("Male",), judges=panel)
+        assert judge.entered  # still open for the next editor
+        second = measure_edits(tiny_editor(), paths, attrs=("Male",), judges=panel)
+    assert not judge.entered and judge.calls == 8
+    assert [r["success"] for r in first["photos"]] == [r["success"] for r in second["photos"]]
+    assert all(r["seconds"]["search"] > 0 for r in first["photos"])
+
+
+def test_the_comparison_sheet_shows_every_g_net_beside_the_face():
+    face = np.full((32, 32, 3), 100, np.uint8)
+    pair = lambda photo, ok: {"photo": photo, "attr": "Male", "direction": "to_male", "ok": ok,  # noqa: E731
+                              "before": face, "after": face + 50, "caption": "F0.20>M0.80 S0.70"}
+    sheet = comparison_sheet({"MobileStyleGAN": [pair("a.jpg", True), pair("b.jpg", False)],
+                              "patent G-Net": [pair("a.jpg", False)]}, ncol=2)
+    assert sheet.dtype == np.uint8 and sheet.ndim == 3 and sheet.shape[1] == 2 * (3 * 38 + 12)
+    assert sheet.shape[0] > 38 + 3 * 14  # the faces and three caption lines
+    with pytest.raises(FaceattrError):
+        comparison_sheet({"patent G-Net": []})
 
 
 def test_the_old_judge_name_is_the_labeller_not_a_judge():

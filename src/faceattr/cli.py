@@ -118,6 +118,7 @@ def cmd_eval_report(args):
         raise FaceattrError("eval: give --out DIR for the report, or a subcommand: gan, fooling")
     m = build_report(args.out, data=args.data, photos=args.photos, n=args.n, gnet=args.gnet, enet=args.enet,
                      encoder=False if args.no_encoder else args.encoder, quick=args.quick,
+                     gnets=args.gnets, directions=args.directions,
                      log=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"{args.out / 'index.html'}, {args.out / 'metrics.json'} ({m['timing']['seconds']['total']:.0f} s)")
 
@@ -268,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--photos", type=Path, help="folder of real photos (default: those shipped in packages: "
                     "skimage's astronaut, ORL faces, damefaces)")
     ev.add_argument("-n", "--n", type=int, help="G-Net samples and reference faces (default 1000; 64 with --quick)")
-    ev.add_argument("--gnet", type=Path, help="G-Net .safetensors or GAN run checkpoint.pt (default: shipped)")
+    ev.add_argument("--gnet", type=Path, help="the patent G-Net: .safetensors or run checkpoint.pt (default: shipped)")
+    ev.add_argument("--gnets", nargs="+", choices=("mobilestylegan", "patent"),
+                    help="the editors measured side by side (default: both)")
+    ev.add_argument("--directions", type=Path, help="MobileStyleGAN's S32 directions (default: shipped)")
     ev.add_argument("--enet", type=Path, help="E-Net .safetensors or classifier run checkpoint.pt (default: shipped)")
     enc = ev.add_mutually_exclusive_group()
     enc.add_argument("--encoder", type=Path, help="inversion encoder for the S31 start (default: shipped, if any)")

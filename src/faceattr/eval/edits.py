@@ -191,13 +191,15 @@ def success(attr: str, target: int, before, after) -> tuple[bool, float | None]:
     return bool(move > 0), round(float(move), 2)
 
 
-def measure_edits(editor, photos, attrs=("Male", "Young"), batch: int = 32, strength: float = 1.0,
-                  judge=None, labeller: bool = False) -> dict:
+def measure_edits(editor, photos, attrs=("Male", "Young"), batch: int = 32, strength: float | None = None,
+                  judge=None, labeller: bool = False, judges: "Judges | None" = None) -> dict:
     """Edit every attribute of `attrs` (Male, Young) on every photo's largest face, each to the side
     the independent judge does not read (`target_of`), `batch` photos per Editor call.
 
+    strength: None takes the editor's own (`editor.options.strength`).
     judge: the gender/age judge (default: a new `judges.human.EditJudge`, one node process for the run);
-    labeller: also keep the corpus labeller's reading (column `labeller`; not a judge).
+    labeller: also keep the corpus labeller's reading (column `labeller`; not a judge);
+    judges: an open `Judges` panel to use instead (e.g. one for several editors; judge/labeller then unused).
     -> {"photos": per-edit rows (`_judge_edit`), "skipped": [{photo, reason}], "summary":
     `summarise_edits`, "judged_by": JUDGED_BY, "pairs": per edit {photo, attr, direction, ok, before,
     after, caption}: uint8 crops of the input face, aligned, before and after (pictures; not JSON)}.
@@ -205,7 +207,8 @@ def measure_edits(editor, photos, attrs=("Male", "Young"), batch: int = 32, stre
     unknown = [a for a in attrs if a not in DIRECTIONS]
     if unknown:
         raise FaceattrError(f"edits are judged for {', '.join(DIRECTIONS)}, not {', '.join(unknown)}")
-    with Judges(judge, labeller) as judges:
+    panel = contextlib.nullcontext(judges) if judges is not None else Judges(judge, labeller)
+    with panel as judges:
         skipped, todo = [], []  # todo: (name, photo, look)
         for path in map(Path, photos):
             name = path.parent.name + "/" + path.name if path.suffix == ".pgm" else path.name
@@ -362,4 +365,41 @@ def contact_sheet(pairs, ncol: int = 4, label_height: int = 14) -> np.ndarray:
     for lo in range(0, len(tiles), ncol):
         row = tiles[lo:lo + ncol] + [blank] * (ncol - len(tiles[lo:lo + ncol]))
         rows.append(np.concatenate([np.pad(t, ((3, 3), (3, 3), (0, 0)), constant_values=255) for t in row], 1))
+    return np.concatenate(rows, 0)
+
+
+def comparison_sheet(pairs_by_gnet: dict, label_height: int = 14, ncol: int = 3) -> np.ndarray:
+    """RGB uint8 sheet comparing G-Nets on the same photos: per photo (and direction) one tile, the input
+    face, then each G-Net's result (in `pairs_by_gnet` order) framed green (success) or red (failure), grey
+    where that G-Net has no result; under it the photo, then one caption line per G-Net. pairs_by_gnet:
+    {G-Net label: pairs as `measure_edits` gives them}."""
+    order = {}
+    for pairs in pairs_by_gnet.values():
+        for p in pairs:
+            order.setdefault((p["photo"], p["direction"]), p["before"])
+    if not order:
+        raise FaceattrError("no pairs to show")
+    tiles = []
+    for (photo, direction), before in order.items():
+        h = before.shape[0]
+        framed = [cv2.copyMakeBorder(before, 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=(255, 255, 255))]
+        lines = [f"{photo} {direction}"]
+        for label, pairs in pairs_by_gnet.items():
+            p = next((q for q in pairs if q["photo"] == photo and q["direction"] == direction), None)
+            after = np.full((h, h, 3), 160, np.uint8) if p is None else p["after"]
+            colour = (160, 160, 160) if p is None else (40, 160, 60) if p["ok"] else (210, 40, 40)
+            framed.append(cv2.copyMakeBorder(after, 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=colour))
+            lines.append(f"{label}: {'not edited' if p is None else p['caption']}")
+        row = np.concatenate(framed, 1)
+        text = np.full((len(lines) * label_height + 4, row.shape[1], 3), 255, np.uint8)
+        for k, line in enumerate(lines):
+            cv2.putText(text, line[:60], (2, label_height * (k + 1) - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.36,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([row, text], 0))
+    blank = np.full_like(tiles[0], 255)
+    ncol = min(ncol, len(tiles))
+    rows = []
+    for lo in range(0, len(tiles), ncol):
+        row = tiles[lo:lo + ncol] + [blank] * (ncol - len(tiles[lo:lo + ncol]))
+        rows.append(np.concatenate([np.pad(t, ((4, 4), (6, 6), (0, 0)), constant_values=255) for t in row], 1))
     return np.concatenate(rows, 0)

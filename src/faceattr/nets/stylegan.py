@@ -118,7 +118,8 @@ class ModulatedConv(nn.Module):
 
 
 # 2x2 output block of each wavelet band (low, high0, high1, high2): the IR's Haar synthesis filters
-HAAR = 0.5 * torch.tensor([[[1., 1.], [1., 1.]], [[1., 1.], [-1., -1.]], [[1., -1.], [1., -1.]], [[1., -1.], [-1., 1.]]])
+HAAR = 0.5 * torch.tensor([[[1., 1.], [1., 1.]], [[1., 1.], [-1., -1.]],
+                          [[1., -1.], [1., -1.]], [[1., -1.], [-1., 1.]]])
 
 
 def idwt_haar(x):

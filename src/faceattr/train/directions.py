@@ -64,7 +64,8 @@ def fit_direction(w: torch.Tensor, y: torch.Tensor, l2: float) -> tuple[torch.Te
 
 
 def fit(latents: torch.Tensor, verdicts: torch.Tensor, attr_names, l2: float, holdout: float):
-    """latents (N, dim) centred on the mean style, verdicts (N, A) 0/1 -> (Directions, held-out accuracy per attribute)."""
+    """latents (N, dim) centred on the mean style, verdicts (N, A) 0/1 -> (Directions, held-out accuracy
+    per attribute)."""
     n_fit = int(len(latents) * (1 - holdout))
     w = latents.double()
     d = Directions(attr_names, latents.shape[1])
