@@ -164,6 +164,7 @@ def test_attributes_health_and_schema(client):
     assert client.get("/v1/attributes").json()["attributes"] == ATTRS
     health = client.get("/healthz")
     assert health.status_code == 200 and health.json()["status"] == "ok" and health.json()["workers"] == 1
+    assert health.json()["workers_starting"] == 0 and health.json()["edit_seconds"] > 0  # warmed up
     schema = client.get("/openapi.json").json()
     assert {"/v1/edit", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/image", "/v1/attributes",
             "/healthz"} <= set(schema["paths"])
