@@ -47,7 +47,7 @@ def openvino_synthesis(batch, precision):
     import openvino as ov
 
     core = ov.Core()
-    model = stylegan._read_ir(stylegan.weights_folder(), "SynthesisNetwork")
+    model = stylegan.read_ir(stylegan.weights_folder(), "SynthesisNetwork")
     model.reshape({"style": [batch, stylegan.STYLE_DIM]})
     compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
     request = compiled.create_infer_request()

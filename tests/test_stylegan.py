@@ -22,7 +22,7 @@ def openvino_faces():
 
     folder = stylegan.weights_folder()
     core = ov.Core()
-    compiled = core.compile_model(stylegan._read_ir(folder, "SynthesisNetwork"), "CPU",
+    compiled = core.compile_model(stylegan.read_ir(folder, "SynthesisNetwork"), "CPU",
                                   {"INFERENCE_PRECISION_HINT": "f32"})  # this CPU defaults to bf16
     styles = stylegan.seed_styles([0, 7])
     return styles, [np.asarray(compiled({"style": w[None].numpy()})[compiled.outputs[-1]]) for w in styles]
@@ -40,7 +40,7 @@ def test_mapping_matches_openvino():
     import openvino as ov
 
     core = ov.Core()
-    compiled = core.compile_model(stylegan._read_ir(stylegan.weights_folder(), "MappingNetwork"), "CPU",
+    compiled = core.compile_model(stylegan.read_ir(stylegan.weights_folder(), "MappingNetwork"), "CPU",
                                   {"INFERENCE_PRECISION_HINT": "f32"})
     z = stylegan.latent(3)
     mapping, _ = stylegan.load_networks()

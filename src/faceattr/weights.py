@@ -17,7 +17,8 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from faceattr.errors import FaceattrError
 from faceattr.fileio import atomic_path, write_text
-from faceattr.nets.encoder import Encoder
+from faceattr.nets.directions import Directions
+from faceattr.nets.encoder import Encoder, StyleEncoder
 from faceattr.nets.enet import ENet, ENetGroup, enet_from_config, select_heads
 from faceattr.nets.gnet import GEN_KEYS, Generator
 
@@ -224,30 +225,19 @@ def load_encoder(path=None) -> Encoder:
                                 lambda ckpt: (ckpt["E"], ckpt["net"]))
 
 
-def load_directions(path=None):
+def exported_only(kind: str):
+    """from_checkpoint for networks that are trained by scripts, not runs: a .pt is refused in one line."""
+    def refuse(ckpt):
+        raise TypeError(f"{kind} weights come as an exported .safetensors")
+    return refuse
+
+
+def load_directions(path=None) -> Directions:
     """S32's attribute directions for MobileStyleGAN (`faceattr train directions`): the shipped ones or a file."""
-    from faceattr.nets.directions import Directions
-
-    path = Path(path) if path else shipped_path("directions")
-    state, config = load(path, "directions")
-    d = Directions(**config)
-    try:
-        d.load_state_dict(state)
-    except RuntimeError as e:
-        raise FaceattrError(f"{path}: directions do not fit their config ({str(e).splitlines()[0]})") from None
-    return d
+    return load_network(Directions, path or shipped_path("directions"), "directions", exported_only("directions"))
 
 
-def load_style_encoder(path=None):
+def load_style_encoder(path=None) -> StyleEncoder:
     """MobileStyleGAN's S31 encoder (`nets.encoder.StyleEncoder`): the shipped one or a .safetensors."""
-    from faceattr.nets.encoder import StyleEncoder
-
-    path = Path(path) if path else shipped_path("style_encoder")
-    state, config = load(path, "style_encoder")
-    net = StyleEncoder(**config)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise FaceattrError(f"{path}: its weights do not fit a style encoder of config {config} "
-                            f"({str(e).splitlines()[0]})") from None
-    return net.eval().requires_grad_(False)
+    return load_network(StyleEncoder, path or shipped_path("style_encoder"), "style_encoder",
+                        exported_only("style_encoder"))

@@ -3,6 +3,7 @@ stand-in networks of the real architectures (random weights) in place of the shi
 
 import functools
 import json
+import os
 
 import cv2
 import numpy as np
@@ -436,3 +437,19 @@ def test_the_default_g_net_is_mobilestylegan_and_edits_the_head_only(astronaut, 
     assert np.array_equal(res.image[far], astronaut[far])
     (same,) = ed.edit([astronaut], {"Male": 1}, strength=0)
     assert np.array_equal(same.image, astronaut)
+
+
+def test_an_unwritable_output_is_refused_before_the_edit(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(FaceattrError, match="is not a writable folder"):
+        files.output_paths([tmp_path / "a.jpg"], output=blocker / "o.png")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root may write anywhere: folder modes bind other users only
+            with pytest.raises(FaceattrError, match="is not a writable folder"):
+                files.output_paths([tmp_path / "a.jpg"], output=locked / "o.png")
+    finally:
+        locked.chmod(0o700)

@@ -26,15 +26,13 @@ from tqdm import tqdm
 
 from faceattr.errors import FaceattrError
 from faceattr.fileio import write_bytes
+from faceattr.nets.stylegan import MEAN_SAMPLES, MEAN_SEED, PSI, latent
+from faceattr.nets.stylegan import STYLE_DIM as LATENT_DIM
 
 IMAGE_DIR = "img_align_celeba"
 WEIGHTS_PACKAGE = "random_face"
 INSTALL_HINT = "pip install --no-deps random-face==2021.7.21.1"
 WEIGHT_FILES = ("MappingNetwork.xml", "MappingNetwork.bin", "SynthesisNetwork.xml", "SynthesisNetwork.bin")
-LATENT_DIM = 512
-PSI = 0.7
-MEAN_SEED = 123456789
-MEAN_SAMPLES = 512
 JPEG_QUALITY = 93
 CACHE_SIZE = 128  # resolution of the prebuilt tar shards
 
@@ -60,11 +58,6 @@ def weights_dir() -> Path:
     if missing:
         raise FaceattrError(f"{folder} lacks {', '.join(missing)}: reinstall with `{INSTALL_HINT}`")
     return folder
-
-
-def latent(seed: int) -> np.ndarray:
-    """The z of one seed, float32 (1, 512)."""
-    return np.random.default_rng(seed).normal(size=(1, LATENT_DIM)).astype(np.float32)
 
 
 def to_jpeg(img: np.ndarray, size: int) -> bytes:

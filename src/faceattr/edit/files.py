@@ -2,6 +2,7 @@
 report per photo (`edit_files`)."""
 
 import json
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -34,6 +35,10 @@ def output_paths(inputs, output=None, out_dir=None) -> list[Path]:
                                 f"use one of {', '.join(sorted(WRITABLE))}")
         if dst.resolve() == src.resolve():
             raise FaceattrError(f"{dst}: would overwrite the input; choose another output")
+    for dst in outs:  # found before the edit, not after it
+        folder = next(p for p in [dst.parent, *dst.parent.parents] if p.exists())
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise FaceattrError(f"{dst}: cannot write there ({folder} is not a writable folder)")
     seen = {}
     for src, dst in zip(inputs, outs):
         if dst.resolve() in seen:

@@ -89,7 +89,7 @@ class EditOptions:
 
 
 # Measured defaults per G-Net (docs/EXPERIMENTS.md).
-STYLEGAN_DEFAULTS = {"invert_steps": 0, "invert_lr": 0.02, "search_steps": 12, "search_goal": 0.999,
+STYLEGAN_DEFAULTS = {"invert_steps": 0, "invert_lr": 0.03, "search_steps": 12, "search_goal": 0.9999,
                      "search_lr": 0.6}
 PATENT_DEFAULTS = {"invert_steps": 200, "invert_lr": 0.2, "search_steps": 40, "search_goal": 0.995,
                    "search_lr": 0.05}

@@ -87,13 +87,6 @@ class PatentGNet(Generator):
         self.latent_shape = (g.z_dim,)
         self.native_resolution = g.resolution
 
-    @classmethod
-    def load(cls, checkpoint=None) -> "PatentGNet":
-        """The shipped G-Net, or a run checkpoint / exported safetensors."""
-        from faceattr.weights import load_generator
-
-        return cls(load_generator(checkpoint))
-
     def mean_latent(self):
         return torch.zeros(1, self.z_dim)
 

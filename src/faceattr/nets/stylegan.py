@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceattr.data.synth import MEAN_SAMPLES, MEAN_SEED, PSI, latent
 from faceattr.errors import FaceattrError
 
 PACKAGE = "random_face"
@@ -37,6 +36,15 @@ STYLE_DIM = 512
 N_STYLES = 23
 CHANNELS = (512, 512, 512, 512, 256, 128, 64)  # block outputs at 8, 16, ..., 512 px
 RESOLUTION = 1024
+# The corpus recipe (docs/DATA.md): z of seed S, and the truncation psi around the mean of MEAN_SAMPLES mapped z
+PSI = 0.7
+MEAN_SEED = 123456789
+MEAN_SAMPLES = 512
+
+
+def latent(seed: int) -> np.ndarray:
+    """The z of one seed, float32 (1, 512)."""
+    return np.random.default_rng(seed).normal(size=(1, STYLE_DIM)).astype(np.float32)
 
 
 def package_data_dir() -> Path:
@@ -68,7 +76,7 @@ def _check_file(path: Path, size: int, sha: str):
         raise FaceattrError(f"MobileStyleGAN weights file {path} is {state} (package random-face): run `make venv`")
 
 
-def _read_ir(folder: Path, name: str):
+def read_ir(folder: Path, name: str):
     import openvino as ov  # imported late: only loading needs it
 
     return ov.Core().read_model(str(folder / f"{name}.xml"), str(folder / f"{name}.bin"))
@@ -284,8 +292,8 @@ def _load(module: nn.Module, arrays: dict, what: str):
 def load_networks() -> tuple[MappingNetwork, SynthesisNetwork]:
     """(mapping, synthesis) in eval mode with gradients off, read once per process."""
     folder = weights_folder()
-    mapping = _load(MappingNetwork(), _mapping_state(_read_ir(folder, "MappingNetwork")), "mapping")
-    synthesis = _load(SynthesisNetwork(), _synthesis_state(_read_ir(folder, "SynthesisNetwork")), "synthesis")
+    mapping = _load(MappingNetwork(), _mapping_state(read_ir(folder, "MappingNetwork")), "mapping")
+    synthesis = _load(SynthesisNetwork(), _synthesis_state(read_ir(folder, "SynthesisNetwork")), "synthesis")
     return mapping, synthesis.to(memory_format=torch.channels_last)  # oneDNN's convs run faster in NHWC
 
 
