@@ -62,6 +62,19 @@ def real_photos(orl_per_person: int = 1) -> list[Path]:
     return photos
 
 
+def aligned_face(detector, photo, size: int, face: Face | None = None):
+    """`face` (else the largest YuNet finds) aligned like the corpus at `size`, with dlib's HOG box in the
+    crop -> (face, crop, boxes), or None when there is no face."""
+    if face is None:
+        faces = detector.detect(photo)
+        if not faces:
+            return None
+        face = max(faces, key=lambda f: f.box[2] * f.box[3])
+    crop = align.align(photo, face, size).crop
+    boxes, _ = face_boxes([crop])
+    return face, crop, boxes
+
+
 # Direction names by target (0 removes the attribute, 1 adds it).
 DIRECTIONS = {"Male": ("to_female", "to_male"), "Young": ("to_old", "to_young")}
 SIZE = 128  # side of the aligned crops (as the corpus is aligned) the crop-based judges read
@@ -116,13 +129,10 @@ class Judges:
 
     def look(self, photo, face: Face | None = None) -> Look | None:
         """The judges' look at `photo`: at `face`, else at the largest face YuNet finds; None if none."""
-        if face is None:
-            faces = self.detector.detect(photo)
-            if not faces:
-                return None
-            face = max(faces, key=lambda f: f.box[2] * f.box[3])
-        crop = align.align(photo, face, self.SIZE).crop
-        boxes, _ = face_boxes([crop])
+        found = aligned_face(self.detector, photo, self.SIZE, face)
+        if found is None:
+            return None
+        face, crop, boxes = found
         (verdict,) = self.judge.judge([photo])
         labeller = None
         if self.labeller is not None:
@@ -147,12 +157,10 @@ class Labeller:
         self.ages, self.detector = AgeGenderJudge(), FaceDetector()
 
     def look(self, photo) -> "LabellerLook | None":
-        faces = self.detector.detect(photo)
-        if not faces:
+        found = aligned_face(self.detector, photo, self.SIZE)
+        if found is None:
             return None
-        face = max(faces, key=lambda f: f.box[2] * f.box[3])
-        crop = align.align(photo, face, self.SIZE).crop
-        boxes, _ = face_boxes([crop])
+        face, crop, boxes = found
         p_male, age = self.ages.judge([crop], boxes)
         return LabellerLook(face, crop, float(p_male[0]), float(age[0]))
 
