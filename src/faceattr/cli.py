@@ -5,6 +5,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from faceattr.data.images import MAX_PIXELS
 from faceattr.errors import FaceattrError
 
 
@@ -363,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--time-limit", type=float, default=60.0, help="seconds per edit, waiting included: a request "
                    "expected to finish later gets 429 with Retry-After at once; one that runs past it, 504")
     s.add_argument("--max-upload-mb", type=float, default=10.0, help="largest photo file accepted (413 above)")
-    s.add_argument("--max-megapixels", type=float, default=25.0, help="largest photo accepted, in pixels (413 above)")
+    s.add_argument("--max-megapixels", type=float, default=MAX_PIXELS / 1e6,
+                   help="largest photo accepted, in megapixels (413 above; default: the limit of every photo read)")
     s.set_defaults(func=cmd_serve)
     return p
 

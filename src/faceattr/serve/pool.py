@@ -33,6 +33,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from faceattr.data.images import MAX_PIXELS
 from faceattr.errors import FaceattrError
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
@@ -318,7 +319,7 @@ class EditPool:
     """
 
     def __init__(self, editor_args: dict | None = None, workers: int | None = None, queue_size: int = 8,
-                 time_limit: float = 60.0, max_pixels: int = 25_000_000, keep: int = 32,
+                 time_limit: float = 60.0, max_pixels: int = MAX_PIXELS, keep: int = 32,
                  threads: int | None = None, load_timeout: float = 300.0, warmup: bool = True,
                  estimate: float | None = None):
         cpus = available_cpus()
