@@ -23,10 +23,10 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
+from faceattr.edit.options import MAX_STRENGTH
 from faceattr.errors import FaceattrError
 from faceattr.serve.pool import Busy, EditPool, Job, NoWorker
 
-MAX_STRENGTH = 2.0
 FORM_OVERHEAD = 64 * 1024  # multipart framing and the text fields, on top of the photo
 WEB = Path(str(resources.files("faceattr") / "serve" / "web"))
 
@@ -57,6 +57,8 @@ def parse_edits(values: list[str], names: list[str]) -> dict:
             raise HTTPException(422, f"attributes: {item!r} should be NAME=1 (add) or NAME=0 (remove)")
         if name not in names:
             raise HTTPException(422, f"attributes: unknown attribute {name!r}; available: {', '.join(names)}")
+        if name in edits:
+            raise HTTPException(422, f"attributes: {name} is given twice: name each attribute once")
         edits[name] = int(target)
     if not edits:
         raise HTTPException(422, f"attributes: name at least one, e.g. {names[0]}=1")
