@@ -70,7 +70,12 @@ def two_processes(tmp_path):
         """))
         r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                             str(script)], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        assert r.returncode == 0, r.stderr[-3000:]
+        if r.returncode != 0:  # keep all of it: torchrun's summary can push a rank's abort out of a short tail
+            log = tmp_path / "torchrun.log"
+            log.write_text(f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}")
+            aborts = [x for x in r.stderr.splitlines() if any(k in x for k in ("terminate", "Abort", "SIG"))]
+            pytest.fail(f"torchrun exited {r.returncode}; full output in {log}; lines naming an abort: "
+                        f"{aborts[:5]}\n{r.stderr[-3000:]}")
         before = [torch.load(tmp_path / f"before{r}.pt") for r in range(2)]
         after = [torch.load(tmp_path / f"after{r}.pt") for r in range(2)]
         assert torch.equal(before[0], before[1]), "ranks started from different weights"
