@@ -7,7 +7,7 @@ import torch
 from faceattr import weights
 from faceattr.errors import FaceattrError
 from faceattr.nets.directions import Directions
-from faceattr.train.directions import corpus_seeds, fit
+from faceattr.train.directions import corpus_files, fit
 
 
 def test_moves_are_unit_and_orthogonal_to_every_other_attribute():
@@ -47,6 +47,6 @@ def test_a_corpus_not_named_by_seed_is_refused(tmp_path):
     (tmp_path / "img_align_celeba").mkdir()
     (tmp_path / "img_align_celeba" / "face.jpg").write_bytes(b"")
     with pytest.raises(FaceattrError, match="0 faces named by seed"):
-        corpus_seeds(tmp_path, 100)
+        corpus_files(tmp_path, 100)
     with pytest.raises(FaceattrError, match="no img_align_celeba"):
-        corpus_seeds(tmp_path / "nowhere", 100)
+        corpus_files(tmp_path / "nowhere", 100)

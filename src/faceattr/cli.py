@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import sys
+import typing
 from pathlib import Path
 
 from faceattr.data.images import MAX_PIXELS
@@ -34,15 +35,19 @@ def cmd_data_label(args):
 
 
 def add_dataclass_options(parser, cls, skip=()):
-    """One --option per config field (plain dataclasses are our configs: no framework)."""
+    """One --option per config field (plain dataclasses are our configs: no framework); its type from the
+    default (or, for a default of None, the annotation), its help and choices from the field's metadata."""
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        kind = type(f.default) if f.default is not None else next(
+            a for a in typing.get_args(f.type) if a is not type(None))
+        extra = {k: f.metadata[k] for k in ("help", "choices") if k in f.metadata}
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, **extra)
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default)
+            parser.add_argument(flag, type=kind, default=f.default, **extra)
 
 
 def cmd_train_gan(args):
@@ -138,39 +143,18 @@ def cmd_eval_gan(args):
 
 
 def parse_edits(attrs, to) -> dict:
-    """--attr NAME=0|1 (repeatable) or --attr NAME ... --to 0|1 -> {NAME: 0|1}."""
+    """--attr NAME=0|1 (repeatable) or --attr NAME ... --to 0|1 -> {NAME: 0|1} (edit.options.parse_edits)."""
+    from faceattr.edit.options import parse_edits
+
     if not attrs:
         raise FaceattrError("name an attribute to change: --attr NAME --to 0|1 or --attr NAME=0|1")
-    edits = {}
+    items = []
     for item in attrs:
         name, eq, value = item.partition("=")
-        value = value.strip() if eq else (None if to is None else str(to))
-        if value is None:
+        if not eq and to is None:
             raise FaceattrError(f"--attr {name}: say what to change it to: --to 0|1 or --attr {name}=0|1")
-        if value not in ("0", "1"):
-            raise FaceattrError(f"--attr {item}: the target must be 0 (remove) or 1 (add), not {value!r}")
-        if name.strip() in edits:
-            raise FaceattrError(f"--attr {name.strip()} is given twice: name each attribute once")
-        edits[name.strip()] = int(value)
-    return edits
-
-
-def add_edit_options(parser):
-    """One flag per EditOptions field (--invert-steps ...), its default the dataclass's (None: per G-Net)."""
-    import typing
-
-    from faceattr.edit.options import MASKS, EditOptions
-
-    for f in dataclasses.fields(EditOptions):
-        flag = "--" + f.name.replace("_", "-")
-        kind = next(a for a in (*typing.get_args(f.type), f.type) if a is not type(None))
-        help = f.metadata["help"]
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help)
-        elif f.name == "mask":
-            parser.add_argument(flag, choices=MASKS, default=f.default, help=help)
-        else:
-            parser.add_argument(flag, type=kind, default=f.default, help=help)
+        items.append((name, value if eq else str(to)))
+    return parse_edits(items)
 
 
 def edit_options(args):
@@ -200,7 +184,8 @@ def cmd_serve(args):
 
     editor_args = {"gnet": args.gnet, "enet": args.enet, "encoder": False if args.no_encoder else args.encoder}
     serve(args.host, args.port, editor_args, max_upload=int(args.max_upload_mb * 2**20), workers=args.workers,
-          threads=args.threads, queue_size=args.queue, time_limit=args.time_limit, max_pixels=int(args.max_megapixels * 1e6))
+          threads=args.threads, queue_size=args.queue, time_limit=args.time_limit,
+          max_pixels=int(args.max_megapixels * 1e6))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--no-encoder", action="store_true", help="start S31 from the mean latent / random z (the patent)")
     s.add_argument("--batch", type=int, default=8, help="photos per batch (all their faces optimised together)")
     s.add_argument("--device", default="cpu")
-    add_edit_options(s)
+    from faceattr.edit.options import EditOptions  # light: no torch
+
+    add_dataclass_options(s, EditOptions)
     s.set_defaults(func=cmd_edit)
 
     s = sub.add_parser("serve", help="HTTP API and web page for editing photos (the page at http://HOST:PORT/)",

@@ -355,6 +355,7 @@ def test_cli_unknown_attribute_lists_the_known_ones(tmp_path, photos, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--attr", "Male"], "--to 0|1 or --attr Male=0|1"),
     (["--attr", "Male=yes"], "must be 0 (remove) or 1"),
+    (["--attr", "Male=0", "--attr", "Male=1"], "attribute Male is given twice"),
     ([], "name an attribute"),
 ])
 def test_cli_bad_edits(tmp_path, photos, capsys, args, message):

@@ -35,8 +35,8 @@ RANGES = {
 MASKS = ("face", "head")
 
 
-def option(default, help: str):
-    return field(default=default, metadata={"help": help})
+def option(default, help: str, choices=None):
+    return field(default=default, metadata={"help": help} if choices is None else {"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class EditOptions:
 
     strength: float = option(1.0, "0: unchanged, 1: to the goal, up to 2: past it")
     all_faces: bool = option(False, "every face, not only the largest (the portrait's subject)")
-    mask: str = option("head", "S33: the region pasted back ('face': brows to chin; 'head': with hair and neck)")
+    mask: str = option("head", "S33: the region pasted back ('face': brows to chin; 'head': with hair and neck)",
+                       MASKS)
     feather: float = option(0.12, "S33: width of the mask's soft edge, share of the crop side")
     invert_steps: int | None = option(None, "S31 steps (per G-Net)")
     invert_lr: float | None = option(None, "S31 Adam step (per G-Net)")
@@ -107,14 +108,15 @@ def check_number(name: str, value, low, high, inclusive_low: bool = True):
         raise FaceattrError(f"{name} must be an integer, not {value!r}")
 
 
-def parse_edits(items, names) -> dict[str, int]:
-    """['Male=0', 'Young=1'] (or ('Male', 0) pairs) -> {'Male': 0, 'Young': 1}; an unknown attribute, a
-    target other than 0/1 and an attribute named twice are one-line errors."""
+def parse_edits(items, names=None) -> dict[str, int]:
+    """['Male=0', 'Young=1'] (or ('Male', 0) pairs) -> {'Male': 0, 'Young': 1}; an attribute not in `names`
+    (None: any name, checked later by the editor), a target other than 0/1 and an attribute named twice are
+    one-line errors."""
     edits = {}
     for item in items:
         name, value = item if isinstance(item, tuple) else (item.partition("=")[0], item.partition("=")[2])
         name, value = str(name).strip(), str(value).strip()
-        if name not in names:
+        if names is not None and name not in names:
             raise FaceattrError(f"unknown attribute {name!r}; available: {', '.join(names)}")
         if value not in ("0", "1"):
             raise FaceattrError(f"attribute {name}: the target must be 0 (remove) or 1 (add), not {value!r}")
@@ -122,5 +124,5 @@ def parse_edits(items, names) -> dict[str, int]:
             raise FaceattrError(f"attribute {name} is given twice: name each attribute once")
         edits[name] = int(value)
     if not edits:
-        raise FaceattrError(f"no attribute to change; available: {', '.join(names)}")
+        raise FaceattrError(f"no attribute to change; available: {', '.join(names or ())}")
     return edits

@@ -28,7 +28,7 @@ from faceattr.edit import align
 from faceattr.edit import invert as s31
 from faceattr.edit import search as s32
 from faceattr.edit import transfer as s33
-from faceattr.edit.options import PATENT_DEFAULTS, STYLEGAN_DEFAULTS, EditOptions, parse_edits
+from faceattr.edit.options import PATENT_DEFAULTS, RANGES, STYLEGAN_DEFAULTS, EditOptions, check_number, parse_edits
 from faceattr.errors import FaceattrError
 from faceattr.imaging import grid, to_float
 from faceattr.nets.generator import Generator, MobileStyleGAN, PatentGNet
@@ -276,7 +276,7 @@ class Editor:
         """
         goals, photos, o = self.goals(edits), list(photos), self.options
         strength = o.strength if strength is None else float(strength)
-        EditOptions(strength=strength)  # the range check of any other way in
+        check_number("strength", strength, *RANGES["strength"])
         all_faces = o.all_faces if all_faces is None else all_faces
         stage = on_stage or (lambda name: None)
         stage("detect")

@@ -6,7 +6,7 @@ its batch mates.
 
 import torch
 
-from faceattr.edit.options import PATENT_DEFAULTS
+from faceattr.edit.options import PATENT_DEFAULTS, STYLEGAN_DEFAULTS, EditOptions
 from faceattr.edit.optim import RowAdam, bf16_autocast, chunked, descend, prior_penalty, sqdist
 from faceattr.errors import FaceattrError
 
@@ -85,8 +85,10 @@ def search(G, E, z1, attr_index, target=None, steps=PATENT_DEFAULTS["search_step
     return z2, {"s_before": s0.cpu(), "s_after": s1.cpu(), "reached": reached.cpu(), "steps": used}
 
 
-def search_along(G, E, w1, goals, moves, holds=None, steps=12, goal=0.999, hold_weight=1.0, lr=0.6,
-                 max_distance=6.0, resolution=128, strength=1.0):
+def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["search_steps"],
+                 goal=STYLEGAN_DEFAULTS["search_goal"], hold_weight=EditOptions.hold_weight,
+                 lr=STYLEGAN_DEFAULTS["search_lr"], max_distance=EditOptions.max_distance, resolution=128,
+                 strength=1.0):
     """S32 along attribute directions (MobileStyleGAN): w2 = w1 + a @ moves + b @ holds.
 
     The patent's loss, summed over the edited attributes: 1/2 (t - s)^2 with s = sigmoid(E(G(w))), G

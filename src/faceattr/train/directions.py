@@ -36,15 +36,16 @@ class DirectionsConfig:
     holdout: float = 0.2
 
 
-def corpus_seeds(root, n: int) -> list[int]:
+def corpus_files(root, n: int) -> dict[int, Path]:
+    """The first `n` faces of a corpus drawn by `faceattr data synth`: {seed: file}, in seed order."""
     folder = Path(root) / "img_align_celeba"
     if not folder.is_dir():
         raise FaceattrError(f"{root} has no img_align_celeba/ folder: make one with `faceattr data synth`")
-    seeds = sorted(int(m[1]) for p in folder.iterdir() if (m := SEED_NAME.match(p.name)))
-    if len(seeds) < 100:
-        raise FaceattrError(f"{folder} holds {len(seeds)} faces named by seed; directions need at least 100 "
+    files = sorted((int(m[1]), p) for p in folder.iterdir() if (m := SEED_NAME.match(p.name)))
+    if len(files) < 100:
+        raise FaceattrError(f"{folder} holds {len(files)} faces named by seed; directions need at least 100 "
                             f"from `faceattr data synth`")
-    return seeds[:n]
+    return dict(files[:n])
 
 
 def fit_direction(w: torch.Tensor, y: torch.Tensor, l2: float) -> tuple[torch.Tensor, float]:
@@ -82,16 +83,15 @@ def fit(latents: torch.Tensor, verdicts: torch.Tensor, attr_names, l2: float, ho
 def train(cfg: DirectionsConfig) -> Path:
     if not 0 < cfg.holdout < 1 or cfg.n < 100 or cfg.l2 < 0:
         raise FaceattrError("directions need --n >= 100, 0 < --holdout < 1 and --l2 >= 0")
-    seeds = corpus_seeds(cfg.data, cfg.n)
+    files = corpus_files(cfg.data, cfg.n)
+    seeds = list(files)
     E = weights.load_classifier(cfg.enet or None)
     G = MobileStyleGAN()
     w = G.sample_latents(seeds) - G.mean_latent()
-    folder = Path(cfg.data) / "img_align_celeba"
-    names = {int(m[1]): p for p in folder.iterdir() if (m := SEED_NAME.match(p.name))}
     verdicts = []
     with torch.no_grad():
         for i in range(0, len(seeds), 256):
-            faces = np.stack([load_rgb(names[s], E.resolution) for s in seeds[i:i + 256]])
+            faces = np.stack([load_rgb(files[s], E.resolution) for s in seeds[i:i + 256]])
             verdicts.append((E(to_float(faces)) > 0).float())
     d, accuracy = fit(w, torch.cat(verdicts), E.attr_names, cfg.l2, cfg.holdout)
     card = {"what": "S32 attribute directions in MobileStyleGAN's W (unit normals of logistic regressions "
