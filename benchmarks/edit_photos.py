@@ -10,7 +10,8 @@ Rows are EditOptions changes on the G-Net's defaults: for the patent G-Net the p
 one addition at a time; for MobileStyleGAN its defaults and a few S32 / S33 changes; the set "both" each
 G-Net's defaults on the same photos.
 
-Photos: `faceattr.eval.edits.real_photos` (astronaut, ORL faces, damefaces: 47). Each photo's largest
+Photos: `faceattr.eval.edits.real_photos` (astronaut, ORL faces, damefaces: 47); with --photos orl|colour,
+photos held out of those for choosing options (`eval.edits.heldout_photos`). Each photo's largest
 face is edited toward the side the judge does not read (`eval.edits.target_of`). For every variant and
 direction (`eval.edits.measure_edits`): the flip rate (Male: the human judge reads the asked gender after;
 Young: its age moved the asked way, the median move and the share moved >= 8 years), SFace (same-person
@@ -25,7 +26,9 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -34,7 +37,8 @@ from faceattr.data.images import load_photo
 from faceattr.edit.options import EditOptions
 from faceattr.edit.pipeline import Editor
 from faceattr.eval.report import style_encoder_ships
-from faceattr.eval.edits import DIRECTIONS, JUDGED_BY, LABELLED_BY, contact_sheet, measure_edits, real_photos
+from faceattr.eval.edits import (DIRECTIONS, JUDGED_BY, LABELLED_BY, contact_sheet, heldout_photos, measure_edits,
+                                 real_photos)
 
 # Rows: EditOptions changes (`Editor(gnet, enet, encoder, **changes)`), plus "_gnet" (the row's G-Net, else
 # --gnet) and "_encoder" (use the S31 encoder: --encoder or the shipped one).
@@ -136,6 +140,10 @@ def main():
                         "(_gnet=patent: on another G-Net than --gnet)")
     p.add_argument("--attrs", default="Male", help="comma-separated: Male, Young")
     p.add_argument("--orl-per-person", type=int, default=1)
+    p.add_argument("--photos", choices=("bench", "orl", "colour"), default="bench",
+                   help="bench: the 47 real photos; orl / colour: photos held out of the bench for choosing options "
+                        "(`eval.edits.heldout_photos`: ORL photos 2-3; the face tiles of the judge package's screenshot)")
+    p.add_argument("--limit", type=int, help="only the first N photos")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--timing", action="store_true", help="also time Editor.edit on 1 and on --batch photos")
     p.add_argument("--labeller", action="store_true",
@@ -146,7 +154,9 @@ def main():
     args = p.parse_args()
 
     attrs = tuple(args.attrs.split(","))
-    photos = real_photos(args.orl_per_person)
+    photos = real_photos(args.orl_per_person) if args.photos == "bench" else \
+        heldout_photos(args.photos, Path(tempfile.mkdtemp(prefix="faceattr-heldout-")))
+    photos = photos[:args.limit]
     table = variants(args)
     for spec in args.row:
         name, _, items = spec.partition(":")

@@ -420,3 +420,43 @@ def test_page_edits_a_photo_in_chromium(live_server, png, tmp_path):
         expect(page.locator("#message")).to_have_text("wall.png: no face found", timeout=60_000)
         browser.close()
     assert all(url.startswith(live_server) or url.startswith(("data:", "blob:")) for url in requests), requests
+
+
+def test_a_finished_edit_re_renders_at_another_strength(jpeg):
+    """Issue 19.4: with MobileStyleGAN the slider's request re-renders the job from its kept latents (decode and
+    paste only): strength 0 is the photo, another strength another image; an edit pushed out of the worker's
+    last SESSIONS_KEPT is 410 (edit again); a bad strength is 422."""
+    from faceattr.nets.directions import Directions
+    from faceattr.serve.pool import SESSIONS_KEPT
+
+    directions = Directions(ATTRS, 512)
+    directions.vectors.copy_(torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(3)),
+                                                            dim=1))
+    args = {**tiny_editor(tune_steps=2, search_steps=1, max_distance=3.0), "gnet": None, "directions": directions}
+    pool = EditPool(args, workers=1, queue_size=SESSIONS_KEPT + 2, max_pixels=MAX_PIXELS, threads=1)
+    try:
+        with TestClient(create_app(pool, max_upload=MAX_UPLOAD)) as client:
+            assert client.get("/v1/attributes").json()["rerender"] is True
+            first = post(client, "/v1/jobs", jpeg).json()["id"]
+            assert wait(client, first)["state"] == "done"
+            edited = client.get(f"/v1/jobs/{first}/image").content
+            zero = client.post(f"/v1/jobs/{first}/render", data={"strength": "0"})
+            assert zero.status_code == 200 and zero.headers["content-type"] == "image/jpeg"
+            photo = np.asarray(Image.open(io.BytesIO(jpeg)), np.float32)
+            assert np.abs(np.asarray(Image.open(io.BytesIO(zero.content)), np.float32) - photo).mean() < 2
+            half = client.post(f"/v1/jobs/{first}/render", data={"strength": "0.5"}).content
+            assert half not in (zero.content, edited)
+            assert client.post(f"/v1/jobs/{first}/render", data={"strength": "3"}).status_code == 422
+            for _ in range(SESSIONS_KEPT):
+                assert wait(client, post(client, "/v1/jobs", jpeg).json()["id"])["state"] == "done"
+            gone = client.post(f"/v1/jobs/{first}/render", data={"strength": "0.5"})
+            assert gone.status_code == 410 and "edit again" in gone.json()["detail"]
+    finally:
+        pool.close()
+
+
+def test_the_patent_g_net_cannot_re_render(client, jpeg):
+    job = post(client, "/v1/jobs", jpeg).json()["id"]
+    assert wait(client, job)["state"] == "done"
+    r = client.post(f"/v1/jobs/{job}/render", data={"strength": "0.5"})
+    assert r.status_code == 409 and "edit again" in r.json()["detail"]

@@ -203,3 +203,20 @@ def test_the_comparison_sheet_shows_every_g_net_beside_the_face():
 
 def test_the_old_judge_name_is_the_labeller_not_a_judge():
     assert edits.EditJudge is edits.Labeller
+
+
+def test_held_out_photos_are_never_bench_photos(tmp_path):
+    """Options are chosen on photos the bench does not use: ORL photos 2-3, and the real faces cut from the
+    judge package's screenshot (skipped without node_modules)."""
+    bench = set(edits.real_photos())
+    orl = edits.heldout_photos("orl", tmp_path)
+    assert len(orl) == 80 and not bench & set(orl)
+    with pytest.raises(FaceattrError, match="held-out"):
+        edits.heldout_photos("celebrities", tmp_path)
+    try:
+        colour = edits.heldout_photos("colour", tmp_path / "tiles")
+    except FaceattrError as e:
+        pytest.skip(str(e))
+    assert len(colour) >= 60 and not bench & set(colour)
+    faces = [load_photo(p) for p in colour[:5]]
+    assert all(f.ndim == 3 and f.shape[2] == 3 and not np.array_equal(f[..., 0], f[..., 1]) for f in faces)

@@ -148,3 +148,19 @@ def test_early_exit_heads_approximate_the_exact_face():
             approx = fast.synthesize(w, r)
             assert approx.shape == (1, 3, r, r)
             assert stylegan_heads.psnr(approx, generator.resize(faces, r)) > 22
+
+
+def test_tuned_weights_stay_with_their_face():
+    """A face's tuned weights (edit.invert.tune's Tuned) replace the shared ones only in its own calls:
+    the up-to-128 px synthesis weights without the noise maps, and MobileStyleGAN itself never changes."""
+    g = generator.MobileStyleGAN(early_exit=True)
+    names = g.tunable_parameters(128)
+    assert names and all(n.startswith(("synthesis.input", "synthesis.conv1.", "synthesis.layers."))
+                         and not n.endswith(".noise") for n in names)
+    assert not any(n.startswith(("synthesis.layers.5.", "synthesis.layers.6.", "synthesis.to_img")) for n in names)
+    w = g.mean_latent()
+    with torch.no_grad():
+        before = g.synthesize(w, 128)
+        shifted = generator.Tuned(g, {n: p + 0.01 for n, p in names.items()}).synthesize(w, 128)
+        after = g.synthesize(w, 128)
+    assert not torch.allclose(shifted, before) and torch.equal(after, before)

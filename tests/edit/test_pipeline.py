@@ -427,12 +427,13 @@ def random_directions():
 def test_the_default_g_net_is_mobilestylegan_and_edits_the_head_only(astronaut, random_directions):
     """The default path: MobileStyleGAN (from the random-face files), S32 along the directions, S33 the
     full-resolution change added over the head; strength 0 changes not one pixel."""
-    ed = pipeline.Editor(encoder=False, directions=random_directions, invert_steps=0, search_steps=1,
+    ed = pipeline.Editor(encoder=False, directions=random_directions, invert_steps=0, tune_steps=2, search_steps=1,
                          max_distance=3.0)
     assert ed.G.name == "mobilestylegan" and ed.resolution == pipeline.STYLE_WORKING
     (res,) = ed.edit([astronaut], {"Male": 1}, debug=True)
     face = res.faces[0]
     assert face["gnet"] == "mobilestylegan" and face["gain"] == 1.0 and 0 < face["latent_distance"] <= 3.0 + 1e-4
+    assert face["steps"]["tune"] == 2
     assert not np.array_equal(res.image, astronaut)
     far = far_from(align.detect_faces(astronaut)[0], astronaut.shape)
     assert np.array_equal(res.image[far], astronaut[far])
@@ -454,3 +455,25 @@ def test_an_unwritable_output_is_refused_before_the_edit(tmp_path):
                 files.output_paths([tmp_path / "a.jpg"], output=locked / "o.png")
     finally:
         locked.chmod(0o700)
+
+
+def test_a_kept_edit_re_renders_at_any_strength_without_a_new_search(astronaut, random_directions, monkeypatch):
+    """Editor.edit(keep=True) -> render(session, s): the edit at strength 1 again, the photo itself at 0,
+    and no S31 or S32 on the way."""
+    ed = pipeline.Editor(encoder=False, directions=random_directions, invert_steps=0, tune_steps=2, search_steps=2,
+                         max_distance=3.0)
+    (res,) = ed.edit([astronaut], {"Male": 1}, keep=True)
+    monkeypatch.setattr(ed, "invert", None)
+    monkeypatch.setattr(ed, "search", None)
+    again = ed.render(res.session, 1.0)
+    assert np.abs(again.astype(int) - res.image.astype(int)).max() <= 1
+    assert np.array_equal(ed.render(res.session, 0.0), astronaut)
+    half = ed.render(res.session, 0.5)
+    assert not np.array_equal(half, astronaut) and not np.array_equal(half, res.image)
+    with pytest.raises(FaceattrError, match="strength"):
+        ed.render(res.session, 3.0)
+
+
+def test_keep_needs_mobilestylegan(astronaut):
+    with pytest.raises(FaceattrError, match="MobileStyleGAN"):
+        pipeline.Editor(**FAST).edit([astronaut], {"Male": 1}, keep=True)

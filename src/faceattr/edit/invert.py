@@ -1,5 +1,6 @@
 """S31 through the frozen G-Net, batched: find z1 with G(z1) = O by descending the patent's loss
-1/2 (O - I)^2, I = G(z) (`invert`). S32 is `edit.search`, S33 `edit.transfer`.
+1/2 (O - I)^2, I = G(z) (`invert`); then, beyond the patent, fit G-Net's own weights to each face
+around its z1 by the same loss (`tune`, pivotal tuning). S32 is `edit.search`, S33 `edit.transfer`.
 
 Every function takes a batch: each face has its own latent(s), losses are per face and only summed,
 and G-Net is batch-independent, so a face's result does not depend on its batch mates. Optimisation
@@ -14,9 +15,10 @@ import math
 import torch
 from torch import nn
 
-from faceattr.edit.options import PATENT_DEFAULTS
+from faceattr.edit.options import PATENT_DEFAULTS, EditOptions
 from faceattr.edit.optim import bf16_autocast, descend, prior_penalty, sqdist
 from faceattr.errors import FaceattrError
+from faceattr.nets.generator import Tuned
 
 
 def luminance(x):
@@ -118,6 +120,48 @@ def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=No
     pick = torch.arange(b, device=dev) * k + best
     mse = mse[pick].cpu()
     return z[pick], {"mse": mse, "psnr": psnr(mse), "loss": loss[pick].cpu(), "restart": best.cpu(), "steps": steps}
+
+
+def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOptions.tune_lr, valid=None, grey=None):
+    """S31, second half (beyond the patent; pivotal tuning as in PTI, Roich et al. 2022): with each face's
+    latent from `invert` held fixed, the weights that draw it at `resolution` (G.tunable_parameters) are
+    fitted to that face by the patent's loss 1/2 mean (O - G(latent))^2 (Adam, each tensor's step `lr` times its
+    RMS), so G(latent) is this person
+    and not a look-alike, and S32's move along a direction changes this person. One face at a time: each
+    gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1]; latents (B, *shape);
+    valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,), psnr (B,) after tuning.
+    """
+    dev = target.device
+    shared = G.tunable_parameters(resolution)
+    tuned, errors = [], []
+    for i in range(len(target)):
+        params = {n: p.detach().clone().requires_grad_(True) for n, p in shared.items()}
+        g = Tuned(G, params)
+        w, o = latents[i:i + 1].detach(), target[i:i + 1].to(dev, torch.float32)
+        weight = None if valid is None else valid[i:i + 1].to(dev, torch.float32)
+        if weight is not None:
+            weight = weight / weight.mean().clamp_min(1e-3)
+        is_grey = grey is not None and bool(grey[i])
+        # each tensor's step is `lr` times its own RMS: one lr for weights whose scales differ 100-fold
+        opt = torch.optim.Adam([{"params": [p], "lr": lr * float(p.detach().square().mean().sqrt().clamp_min(1e-3))}
+                                for p in params.values()])
+
+        def drawn():
+            img = g.synthesize(w, resolution)
+            return luminance(img) if is_grey else img
+
+        for _ in range(steps):
+            loss = 0.5 * sqdist(drawn(), o, weight).sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        for p in params.values():
+            p.requires_grad_(False)
+        with torch.no_grad():
+            errors.append(sqdist(drawn(), o, weight).cpu())
+        tuned.append(g)
+    mse = torch.cat(errors)
+    return tuned, {"mse": mse, "psnr": psnr(mse), "steps": steps}
 
 
 def discriminator_features(checkpoint):

@@ -20,6 +20,8 @@ RANGES = {
     "invert_steps": (0, 2000, True),
     "invert_lr": (0.0, 10.0, False),
     "restarts": (1, 16, True),
+    "tune_steps": (0, 2000, True),
+    "tune_lr": (0.0, 1.0, False),
     "search_steps": (0, 500, True),
     "search_goal": (0.5, 1.0, False),
     "search_lr": (0.0, 10.0, False),
@@ -51,6 +53,9 @@ class EditOptions:
     invert_steps: int | None = option(None, "S31 steps (per G-Net)")
     invert_lr: float | None = option(None, "S31 Adam step (per G-Net)")
     restarts: int = option(1, "S31 starts per face; the best is kept")
+    tune_steps: int = option(0, "S31 steps fitting G-Net's own weights to each face around its latent (pivotal "
+                                "tuning: the inversion becomes the person, the edits weaker; 0: off)")
+    tune_lr: float = option(0.003, "S31 Adam step of that tuning, relative to each weight tensor's RMS")
     search_steps: int | None = option(None, "S32 steps at most (per G-Net)")
     search_goal: float | None = option(None, "S32 stops once E-Net's s passes it (1 - it to remove) (per G-Net)")
     search_lr: float | None = option(None, "S32 Adam step (per G-Net)")

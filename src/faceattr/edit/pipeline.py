@@ -40,14 +40,26 @@ GAIN_LADDER = (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5
 
 
 @dataclass
+class Session:
+    """What `Editor.render` needs to redraw one photo's edit at another strength, with no S31 or S32:
+    the photo, and per edited face (face, grey, z1, the S32 move at strength 1, its generator, G(z1))."""
+
+    photo: np.ndarray
+    size: int  # the side S33 decodes at
+    faces: list[tuple] = field(default_factory=list)
+
+
+@dataclass
 class Result:
     """One photo's outcome: the edited photo (None if it failed), one report per edited face, the
-    debug strip (rows aligned original | G(z1) | G(z2) | result, one per face) and the error."""
+    debug strip (rows aligned original | G(z1) | G(z2) | result, one per face), the error and, when
+    asked for (`Editor.edit(keep=True)`), the Session that re-renders it at another strength."""
 
     image: np.ndarray | None
     faces: list[dict] = field(default_factory=list)
     debug: np.ndarray | None = None
     error: str | None = None
+    session: Session | None = None
 
     @property
     def report(self) -> dict:
@@ -180,29 +192,54 @@ class Editor:
                              grey=None if grey is None else torch.tensor(list(grey)))
         return z.view(len(z), *self.G.latent_shape), info
 
-    def search(self, latents, edits: dict, strength=None):
-        """S32: latents that add (1) or remove (0) each attribute of `edits` -> (latents2, info)."""
+    def tune(self, crops: np.ndarray, latents, valid: np.ndarray | None = None, grey=None):
+        """S31's pivotal tuning: G-Net's weights fitted to each face around its latent (`s31.tune`), for
+        `tune_steps` -> (one generator per face, or None with tune_steps 0; info or None)."""
+        if not self.options.tune_steps:
+            return None, None
+        return s31.tune(self.G, latents, to_float(crops).to(self.device), self.resolution,
+                        steps=self.options.tune_steps, lr=self.options.tune_lr,
+                        valid=None if valid is None else torch.from_numpy(np.asarray(valid, np.float32))[:, None],
+                        grey=grey)
+
+    def search(self, latents, edits: dict, strength=None, generators=None):
+        """S32: latents that add (1) or remove (0) each attribute of `edits` -> (latents2, info).
+        generators: one per face (from `tune`): each face searched through its own."""
         goals, o = self.goals(edits), self.options
         strength = o.strength if strength is None else strength
+        if generators is not None:
+            strength = torch.as_tensor(strength, dtype=torch.float32).reshape(-1).expand(len(latents))
+            parts = [self._search(g, latents[i:i + 1], goals, strength[i:i + 1]) for i, g in enumerate(generators)]
+            latents2 = torch.cat([w for w, _ in parts])
+            return latents2, {k: torch.cat([info[k] for _, info in parts]) for k in parts[0][1]}
+        return self._search(self.G, latents, goals, strength)
+
+    def _search(self, G, latents, goals, strength):
+        o = self.options
         if self.stylegan:
             edited = [self.attr_names[i] for i, _ in goals]
             held = [a for a in self.attr_names if a not in edited]
             moves, holds = self.directions.split(edited, held)
-            return s32.search_along(self.G, self.E, latents, goals, moves.to(self.device), holds.to(self.device),
+            return s32.search_along(G, self.E, latents, goals, moves.to(self.device), holds.to(self.device),
                                     steps=o.search_steps, goal=o.search_goal, hold_weight=o.hold_weight,
                                     lr=o.search_lr, max_distance=o.max_distance, resolution=self.resolution,
                                     strength=strength)
         names = [self.attr_names[i] for i, _ in goals]
         E = self.E.judging(names)
-        return s32.search(self.G, E, latents, [(E.index(n), t) for n, (_, t) in zip(names, goals)],
+        return s32.search(G, E, latents, [(E.index(n), t) for n, (_, t) in zip(names, goals)],
                           steps=o.search_steps, strength=strength, goal=o.search_goal, prior_weight=o.prior_weight,
                           identity_weight=o.identity_weight, lr=o.search_lr, bf16=o.bf16)
 
-    def decode(self, latents, size: int) -> np.ndarray:
-        """S33: G(latents) as uint8 (N, size, size, 3); MobileStyleGAN draws at full resolution first."""
-        res = self.G.native_resolution if self.stylegan else self.resolution
+    def decode(self, latents, size: int, generators=None) -> np.ndarray:
+        """S33: G(latents) as uint8 (N, size, size, 3). Untuned MobileStyleGAN draws at full resolution first;
+        tuned generators (one per face) at the working resolution, where their weights were fitted."""
         with torch.no_grad():
-            out = [self.G.synthesize(latents[i:i + 2].to(self.device), res) for i in range(0, len(latents), 2)]
+            if generators is not None:
+                out = [g.synthesize(latents[i:i + 1].to(self.device), self.resolution)
+                       for i, g in enumerate(generators)]
+            else:
+                res = self.G.native_resolution if self.stylegan else self.resolution
+                out = [self.G.synthesize(latents[i:i + 2].to(self.device), res) for i in range(0, len(latents), 2)]
         x = torch.cat(out)
         if x.shape[-1] != size:
             x = F.interpolate(x, size=(size, size), mode="area" if size < x.shape[-1] else "bicubic")
@@ -264,7 +301,7 @@ class Editor:
     # ---- the whole job ---------------------------------------------------------------------
 
     def edit(self, photos, edits: dict, strength=None, all_faces=None, debug: bool = False,
-             on_stage=None) -> list[Result]:
+             on_stage=None, keep: bool = False) -> list[Result]:
         """Edit `edits` ({attribute: 1 to add, 0 to remove}) in every photo (RGB uint8 arrays).
 
         strength / all_faces: None takes this editor's options. The largest face of each photo is edited,
@@ -273,7 +310,11 @@ class Editor:
         the aligned photo, G(z1), G(z2) and the result, the inversion's mse and psnr_db, steps, whether
         S32 reached its goal, and seconds per stage (S31/S32/S33: the batch's time, shared by its faces).
         on_stage: called with "detect", "S31", "S32", "S33" as each stage starts (e.g. to show progress).
+        keep: each Result keeps its Session, so `render` can redraw it at any strength (MobileStyleGAN only).
         """
+        if keep and not self.stylegan:
+            raise FaceattrError("re-rendering at another strength needs MobileStyleGAN: the patent G-Net's "
+                                "strength is where its search stops, so each strength is a new edit")
         goals, photos, o = self.goals(edits), list(photos), self.options
         strength = o.strength if strength is None else float(strength)
         check_number("strength", strength, *RANGES["strength"])
@@ -300,14 +341,16 @@ class Editor:
         grey = [align.is_grey(c.crop) for _, c, _ in jobs]  # a grey photo stays grey (see paste)
         stage("S31")
         t = time.perf_counter()
-        z1, inv = self.invert(crops, np.stack([c.valid for _, c, _ in jobs]), grey)
+        valid = np.stack([c.valid for _, c, _ in jobs])
+        z1, inv = self.invert(crops, valid, grey)
+        generators, tuned = self.tune(crops, z1, valid, grey)
         stage("S32")
         t_invert, t = time.perf_counter() - t, time.perf_counter()
-        z2, found = self.search(z1, edits, strength)
+        z2, found = self.search(z1, edits, strength, generators)
         stage("S33")
         t_search, t = time.perf_counter() - t, time.perf_counter()
         size = max(align.native_size(c.face) for _, c, _ in jobs) if self.stylegan else self.resolution
-        g1, g2 = self.decode(z1, size), self.decode(z2, size)
+        g1, g2 = self.decode(z1, size, generators), self.decode(z2, size, generators)
         s_photo = self.scores(crops)
         gains = self.gains(crops, s_photo, resize(g1, self.resolution), resize(g2, self.resolution), goals,
                            strength, grey)
@@ -318,8 +361,25 @@ class Editor:
             results[i].image = self.paste(results[i].image if results[i].image is not None else photos[i],
                                           photos[i], crop.face, g1[k], g2[k], grey[k], gains[k])
             secs.update(invert=t_invert, search=t_search, decode=t_decode, paste=time.perf_counter() - t)
+            if keep:
+                results[i].session = results[i].session or Session(photos[i], size)
+                results[i].session.faces.append((crop.face, grey[k], z1[k:k + 1], found["step"][k:k + 1],
+                                                 None if generators is None else generators[k], g1[k]))
+        if tuned is not None:  # the inversion the edit starts from is the tuned one
+            inv = {**inv, "mse": tuned["mse"], "psnr": tuned["psnr"], "tune_steps": tuned["steps"]}
         self.report(results, jobs, photos, edits, strength, z1, z2, inv, found, s_photo, g1, g2, gains, grey, debug)
         return results
+
+    def render(self, session: Session, strength: float) -> np.ndarray:
+        """S33 again from a kept Session: the photo with each face's edit at `strength` (0 to MAX_STRENGTH),
+        decoded and pasted from the latents S32 already found."""
+        check_number("strength", strength, *RANGES["strength"])
+        canvas = session.photo
+        for face, grey, z1, step, generator, g1 in session.faces:
+            w2 = z1 + strength * (step[:, None] if z1.ndim == 3 else step)
+            g2 = self.decode(w2, session.size, None if generator is None else [generator])
+            canvas = self.paste(canvas, session.photo, face, g1, g2[0], grey)
+        return canvas
 
     def report(self, results, jobs, photos, edits, strength, z1, z2, inv, found, s_photo, g1, g2, gains, grey,
                debug):
@@ -340,7 +400,8 @@ class Editor:
                 "reached": bool(found["reached"][k]),
                 "inversion": {"mse": round(float(inv["mse"][k]), 6), "psnr_db": round(float(inv["psnr"][k]), 3),
                               "encoder_start": self.encoder is not None},
-                "steps": {"invert": int(inv["steps"]), "search": int(found["steps"][k])},
+                "steps": {"invert": int(inv["steps"]), "tune": int(inv.get("tune_steps", 0)),
+                          "search": int(found["steps"][k])},
                 "latent_distance": None if distance is None else round(float(distance[k]), 3),
                 "mode": "replace" if self.options.replace else "transfer",
                 "mask": self.options.mask,

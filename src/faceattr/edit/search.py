@@ -103,7 +103,7 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     index, target 0/1). `strength` scales w2 - w1 afterwards (0 = w1, 1 = the goal, 2 = twice as far).
     w1: (N, dim) W or (N, rows, dim) W+ (the step is added to every row).
     -> w2 and info: s_before, s_after (N, A) of the edited attributes, reached (N,), steps (N,),
-    coefficients (N, k).
+    coefficients (N, k), step (N, dim): the move at strength 1.
     """
     dev = w1.device
     idx, t = _goals(goals, None, len(w1))
@@ -149,9 +149,9 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
         used[rows] += 1
     c[:, :k] = c[:, :k].clamp(-max_distance, max_distance)
     strength = torch.as_tensor(strength, dtype=torch.float32, device=dev).reshape(-1, 1)
-    w2 = shifted(c * strength, w1)
+    w2 = shifted(c * strength, w1)  # w1 + strength * step: any strength is a new decode, not a new search
     with torch.no_grad():
         s1 = read(w2)[:, idx]
     reached = torch.where(t == 1, s1 >= goal - 1e-6, s1 <= 1 - goal + 1e-6).all(1)
     return w2.detach(), {"s_before": s0.cpu(), "s_after": s1.cpu(), "reached": reached.cpu(), "steps": used,
-                         "coefficients": c[:, :k].detach().cpu()}
+                         "coefficients": c[:, :k].detach().cpu(), "step": (c @ basis).detach()}

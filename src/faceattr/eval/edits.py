@@ -62,6 +62,35 @@ def real_photos(orl_per_person: int = 1) -> list[Path]:
     return photos
 
 
+def heldout_photos(kind: str, folder: Path) -> list[Path]:
+    """Real photos for choosing options, never in `real_photos` (the bench): "orl" the ORL photos 2 and 3 of
+    each person (grey, 92x112); "colour" the face tiles of @vladmandic/human's own screenshot
+    `assets/screenshot-facematch.jpg` (npm; 1920x954, rows of ~100x107 px real faces with the judge's
+    old readings printed over them; the first row, one man, is left out), cut to `folder` at twice their size."""
+    if kind == "orl":
+        return [p for p in real_photos(orl_per_person=3) if p.stem in ("2", "3") and p.suffix == ".pgm"]
+    if kind != "colour":
+        raise FaceattrError(f"held-out photos are 'orl' or 'colour', not {kind!r}")
+    from faceattr.judges.human import PACKAGE, find_node_modules
+
+    def twice(im):
+        return cv2.resize(im, (im.shape[1] * 2, im.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+
+    sheet = load_photo(find_node_modules() / PACKAGE.parent / "assets" / "screenshot-facematch.jpg")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for r, (y0, y1) in enumerate(((395, 502), (508, 615), (620, 727), (733, 840), (845, 952))):
+        band = sheet[y0:y1]
+        for face in align.detect_faces(twice(band)):
+            x = int((face.box[0] + face.box[2] / 2) / 2)  # the tile: 100 px around the face's centre
+            tile = twice(band[:, max(0, x - 50):x + 50])
+            if align.detect_faces(tile):
+                path = folder / f"row{r + 2}_x{x:04d}.png"
+                cv2.imwrite(str(path), cv2.cvtColor(tile, cv2.COLOR_RGB2BGR))
+                out.append(path)
+    return out
+
+
 def aligned_face(detector, photo, size: int, face: Face | None = None):
     """`face` (else the largest YuNet finds) aligned like the corpus at `size`, with dlib's HOG box in the
     crop -> (face, crop, boxes), or None when there is no face."""

@@ -290,11 +290,14 @@ def ssim(image, reference, weight=None, grey=False) -> float:
 
 
 def invert_faces(editor, crops, valid=None, grey=None):
-    """S31 as the editor runs it (its encoder start and options) on aligned uint8 crops at its working
+    """S31 as the editor runs it (its encoder start, options and tuning) on aligned uint8 crops at its working
     resolution -> (G(z1) uint8 as S33 decodes it, at the crops' size; PSNR dB (as the editor reports it, at
     the working resolution); SSIM) per face."""
-    z1, info = editor.invert(crops, None if valid is None else np.stack(valid), grey)
-    g1 = editor.decode(z1, crops.shape[1])
+    valid = None if valid is None else np.stack(valid)
+    z1, info = editor.invert(crops, valid, grey)
+    generators, tuned = editor.tune(crops, z1, valid, grey)
+    info = tuned or info
+    g1 = editor.decode(z1, crops.shape[1], generators)
     s = [ssim(g1[i], crops[i], None if valid is None else valid[i], bool(grey is not None and grey[i]))
          for i in range(len(crops))]
     return g1, info["psnr"].numpy(), np.array(s)

@@ -68,10 +68,32 @@ class Generator(nn.Module):
     def forward(self, latent, resolution: int | None = None):
         return self.synthesize(latent, resolution)
 
+    def tunable_parameters(self, resolution: int) -> dict[str, nn.Parameter]:
+        """The weights that draw faces at `resolution`, by name: what S31's pivotal tuning fits to a face."""
+        return dict(self.named_parameters())
+
     def _check(self, latent):
         if tuple(latent.shape[1:]) != tuple(self.latent_shape):
             raise FaceattrError(f"{self.name} takes latents (N, {', '.join(map(str, self.latent_shape))}), "
                                 f"got {tuple(latent.shape)}")
+
+
+class Tuned(Generator):
+    """`base` with some weights replaced by `params` (name -> tensor; one face's pivotal tuning,
+    `edit.invert.tune`), run through torch.func.functional_call: the base G-Net itself is never changed,
+    so every face of a batch has its own weights beside the shared ones."""
+
+    def __init__(self, base: Generator, params: dict[str, torch.Tensor]):
+        super().__init__()
+        self.base, self.params = base, params
+        for name in ("name", "latent_shape", "native_resolution", "default_truncation", "z_dim"):
+            setattr(self, name, getattr(base, name))
+
+    def mean_latent(self):
+        return self.base.mean_latent()
+
+    def synthesize(self, latent, resolution: int | None = None):
+        return torch.func.functional_call(self.base, self.params, (latent, resolution))
 
 
 class PatentGNet(Generator):
@@ -120,7 +142,9 @@ class MobileStyleGAN(Generator):
     def __init__(self, wplus: bool = False, early_exit: bool = False, compile: bool = False):
         super().__init__()
         self.mapping, self.synthesis = stylegan.load_networks()
-        self._exact = torch.compile(self.synthesis) if compile else self.synthesis
+        # kept out of the module tree: a second name for `synthesis` breaks torch.func.functional_call's
+        # restore of the swapped weights (see Tuned), which then leaks one face's tuning into the others
+        self.__dict__["_exact"] = torch.compile(self.synthesis) if compile else self.synthesis
         self.wplus = wplus
         self.heads = nn.ModuleDict({str(r): h for r, h in stylegan_heads.load().items()}) if early_exit else {}
         self.latent_shape = (stylegan.N_STYLES, stylegan.STYLE_DIM) if wplus else (stylegan.STYLE_DIM,)
@@ -136,6 +160,14 @@ class MobileStyleGAN(Generator):
 
     def _latents_from_z(self, z, psi: float):
         return self._as_space(stylegan.truncated_styles(z, psi))
+
+    def tunable_parameters(self, resolution: int) -> dict[str, nn.Parameter]:
+        """The synthesis weights up to the early exit at `resolution` (all of them at other resolutions),
+        without the baked noise maps: fitted, those paint the photo pixel by pixel whatever the latent."""
+        blocks = stylegan_heads.EXIT_BLOCKS.get(resolution) if str(resolution) in self.heads else None
+        used = ("synthesis.input", "synthesis.conv1.", *(f"synthesis.layers.{i}." for i in range(blocks or 0)))
+        return {n: p for n, p in self.named_parameters() if n.startswith("synthesis.") and not n.endswith(".noise")
+                and (blocks is None or n.startswith(used))}
 
     def synthesize(self, latent, resolution: int | None = None):
         self._check(latent)

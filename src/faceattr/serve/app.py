@@ -25,7 +25,7 @@ from PIL import Image
 
 from faceattr.edit.options import MAX_STRENGTH
 from faceattr.errors import FaceattrError
-from faceattr.serve.pool import Busy, EditPool, Job, NoWorker
+from faceattr.serve.pool import Busy, EditPool, Gone, Job, NoWorker
 
 FORM_OVERHEAD = 64 * 1024  # multipart framing and the text fields, on top of the photo
 WEB = Path(str(resources.files("faceattr") / "serve" / "web"))
@@ -197,7 +197,7 @@ def create_app(pool: EditPool, max_upload: int = 10 * 2**20) -> FastAPI:
     @app.get("/v1/attributes", summary="the attributes E-Net judges, and the strength range")
     def attributes():
         return {"attributes": pool.attr_names, "targets": {"1": "add", "0": "remove"},
-                "strength": {"min": 0.0, "max": MAX_STRENGTH, "default": 1.0}}
+                "strength": {"min": 0.0, "max": MAX_STRENGTH, "default": 1.0}, "rerender": pool.rerender}
 
     @app.post("/v1/edit", summary="edit a photo and wait for it",
               response_description="the report and the edited photo (base64; JPEG for a JPEG, else PNG)")
@@ -239,6 +239,27 @@ def create_app(pool: EditPool, max_upload: int = 10 * 2**20) -> FastAPI:
             raise HTTPException(409, f"job {job_id} is {job.state}" + (f": {job.error}" if job.error else ""))
         return Response(job.image, media_type=job.media_type,
                         headers={"Content-Disposition": f'inline; filename="{edited_name(job)}"'})
+
+    @app.post("/v1/jobs/{job_id}/render", summary="a finished job's edit at another strength: decoded and pasted "
+              "again from the latents its search found (no new search; for a strength slider)",
+              responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}})
+    def job_render(job_id: str, strength: float = Form(ge=0.0, le=MAX_STRENGTH, allow_inf_nan=False,
+                                                        description="0: the photo, 1: the edit, up to 2")):
+        job = find(job_id)
+        if not pool.rerender:
+            raise HTTPException(409, "this server's G-Net cannot re-render at another strength (the patent G-Net's "
+                                     "strength is where its search stops): edit again with the new strength")
+        if job.state != "done":
+            raise HTTPException(409, f"job {job_id} is {job.state}" + (f": {job.error}" if job.error else ""))
+        try:
+            image = pool.render(job, strength)
+        except Gone as e:
+            raise HTTPException(410, str(e)) from None
+        except FaceattrError as e:
+            raise HTTPException(422, str(e)) from None
+        except NoWorker as e:
+            raise HTTPException(503, str(e)) from None
+        return Response(image, media_type=job.media_type)
 
     @app.get("/", include_in_schema=False)
     def page():

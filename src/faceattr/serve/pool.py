@@ -18,6 +18,7 @@ edit before it takes jobs; an idle worker that dies is found within a second and
 job reaches it.
 """
 
+import collections
 import io
 import math
 import multiprocessing
@@ -42,6 +43,8 @@ EWMA_WEIGHT = 0.3  # weight of the newest edit's seconds in the running estimate
 HEALTH_SECONDS = 1.0  # an idle worker's process is checked this often
 PING_SECONDS = 5.0  # and asked to answer this often (a hung one is replaced)
 PING_TIMEOUT = 10.0
+RENDER_SECONDS = 10.0  # a re-render (decode and paste only, ~0.3 s) that takes longer means a hung worker
+SESSIONS_KEPT = 4  # finished edits each worker can still re-render (each holds its photo and tuned weights)
 MAX_DEFAULT_WORKERS = 8  # each holds its own editor (hundreds of MB): more cores give each worker more threads
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _SPAWN_LOCK = threading.Lock()  # the environment is the spawned worker's: one start at a time changes it
@@ -101,6 +104,10 @@ class NoWorker(Exception):
     """No worker process is running (one could not be restarted): the server cannot edit."""
 
 
+class Gone(Exception):
+    """The edit's latents are no longer kept (newer edits, or its worker was replaced): edit again."""
+
+
 class _Lost(Exception):
     """The worker died before it took the job (while idle): the job goes to another worker."""
 
@@ -134,18 +141,35 @@ class Job:
     image: bytes | None = None
     report: dict | None = None
     future: Future = field(default_factory=Future)  # resolved when done or failed
+    worker: object | None = None  # the _Worker that edited it: the one that can re-render it
 
     @property
     def media_type(self) -> str:
         return MEDIA_TYPES[self.output_format]
 
 
-def _edit(editor, photo: bytes, name: str, edits: dict, strength: float, output_format: str, max_pixels: int,
-          on_stage):
-    """In a worker: decode, edit (calling on_stage(name) as each stage starts), encode
-    -> ("done", image, report) | ("refused", message) | ("error", message)."""
+def _encode(image, output_format: str) -> bytes:
     from PIL import Image
 
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, output_format, **({"quality": 95} if output_format == "JPEG" else {}))
+    return out.getvalue()
+
+
+@dataclass(eq=False)
+class _RenderTask:
+    """A finished job's edit to re-render at `strength` by the worker that holds its Session."""
+
+    job_id: str
+    strength: float
+    future: Future = field(default_factory=Future)  # resolved with the worker's reply
+
+
+def _edit(editor, photo: bytes, name: str, edits: dict, strength: float, output_format: str, max_pixels: int,
+          on_stage, sessions=None, job_id=None):
+    """In a worker: decode, edit (calling on_stage(name) as each stage starts), encode
+    -> ("done", image, report) | ("refused", message) | ("error", message). With `sessions` (an
+    OrderedDict) the edit's Session is kept there under `job_id` for re-renders, the last SESSIONS_KEPT."""
     from faceattr.data.images import load_photo
 
     try:
@@ -153,12 +177,15 @@ def _edit(editor, photo: bytes, name: str, edits: dict, strength: float, output_
             rgb = load_photo(name, max_pixels, data=photo)
         except FaceattrError as e:
             return "refused", str(e)
-        (result,) = editor.edit([rgb], edits, strength=strength, on_stage=on_stage)
+        keep = sessions is not None and editor.stylegan
+        (result,) = editor.edit([rgb], edits, strength=strength, on_stage=on_stage, keep=keep)
         if result.error:
             return "refused", f"{name}: {result.error}"
-        out = io.BytesIO()
-        Image.fromarray(result.image).save(out, output_format, **({"quality": 95} if output_format == "JPEG" else {}))
-        return "done", out.getvalue(), result.report
+        if keep:
+            sessions[job_id] = (result.session, output_format)
+            while len(sessions) > SESSIONS_KEPT:
+                sessions.popitem(last=False)
+        return "done", _encode(result.image, output_format), result.report
     except FaceattrError as e:
         return "refused", f"{name}: {e}"
     except Exception:  # noqa: BLE001  a bug: the worker logs it and stays up for the next job
@@ -208,7 +235,8 @@ def _work(editor_args: bytes, threads: int, max_pixels: int, warmup: bool, conn)
     except Exception as e:  # noqa: BLE001  e.g. a damaged checkpoint: the server stops with this one line
         conn.send(("failed", f"cannot load the editor: {type(e).__name__}: {e}"))
         return
-    conn.send(("ready", {"attr_names": list(editor.attr_names), "warmup_seconds": seconds, "pid": os.getpid(),
+    sessions = collections.OrderedDict()
+    conn.send(("ready", {"attr_names": list(editor.attr_names), "rerender": editor.stylegan, "warmup_seconds": seconds, "pid": os.getpid(),
                          "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
                          "env": {name: os.environ.get(name) for name in THREAD_VARIABLES}}))
     while True:
@@ -219,8 +247,26 @@ def _work(editor_args: bytes, threads: int, max_pixels: int, warmup: bool, conn)
         if job[0] == "ping":
             conn.send(("pong",))
             continue
+        if job[0] == "render":
+            conn.send(_render(editor, sessions, *job[1:]))
+            continue
         conn.send(("got",))
-        conn.send(_edit(editor, *job[1:], max_pixels, on_stage=lambda name: conn.send(("stage", name))))
+        conn.send(_edit(editor, *job[2:], max_pixels, on_stage=lambda name: conn.send(("stage", name)),
+                        sessions=sessions, job_id=job[1]))
+
+
+def _render(editor, sessions, job_id: str, strength: float):
+    """In a worker: a kept edit at another strength -> ("rendered", image) | ("gone", why) | ("refused", why)."""
+    if job_id not in sessions:
+        return "gone", "this edit's latents are no longer kept (newer edits replaced them): edit again"
+    session, output_format = sessions[job_id]
+    try:
+        return "rendered", _encode(editor.render(session, strength), output_format)
+    except FaceattrError as e:
+        return "refused", str(e)
+    except Exception:  # noqa: BLE001  a bug: logged, the worker stays up
+        traceback.print_exc()
+        return "error", "the re-render failed unexpectedly (the server log has the details)"
 
 
 class _Worker:
@@ -275,7 +321,7 @@ class _Worker:
         dead before it took the job, EOFError if it died editing. Each stage the worker starts on the
         way is recorded as the job's stage."""
         try:
-            self.conn.send(("edit", photo, job.name, job.edits, job.strength, job.output_format))
+            self.conn.send(("edit", job.id, photo, job.name, job.edits, job.strength, job.output_format))
             if not self.conn.poll(max(0.0, job.deadline - time.monotonic())):
                 return None
             got = self.conn.recv()
@@ -288,6 +334,12 @@ class _Worker:
                 return reply
             job.stage = Stage(reply[1], time.monotonic())
         return None
+
+    def render(self, job_id: str, strength: float):
+        """-> the worker's reply to a re-render; None if it did not answer within RENDER_SECONDS;
+        EOFError / OSError if it died."""
+        self.conn.send(("render", job_id, strength))
+        return self.conn.recv() if self.conn.poll(RENDER_SECONDS) else None
 
     def stop(self):
         self.process.kill()
@@ -350,11 +402,13 @@ class EditPool:
                 w.stop()
             raise
         self.attr_names = facts[0]["attr_names"]
+        self.rerender = facts[0]["rerender"]  # finished edits can be re-rendered at another strength (`render`)
         for f in facts:
             self._measured(f["warmup_seconds"])
         self._alive = len(slots)  # slots not given up (ready or being replaced)
         self._ready = [True] * len(slots)  # by slot: a loaded, warm worker
         self._workers = slots  # the worker each runner feeds, by slot
+        self._renders = [deque() for _ in slots]  # by slot: re-renders waiting for that slot's worker
         self._runners = [threading.Thread(target=self._run, args=(i,), name="faceattr-runner", daemon=True)
                          for i in range(len(slots))]
         for t in self._runners:
@@ -379,6 +433,28 @@ class EditPool:
             self._pending.append(job)
             self._wake.notify()
         return job
+
+    def render(self, job: Job, strength: float) -> bytes:
+        """The finished `job`'s edit at another strength, decoded and pasted again by the worker that edited
+        it (no new search; it waits while that worker edits another photo). Gone when the edit is no longer
+        kept there; FaceattrError for a strength the editor refuses; NoWorker when the pool is closing."""
+        with self._lock:
+            if self._closed:
+                raise NoWorker("the server is stopping")
+            slot = next((i for i, w in enumerate(self._workers) if w is not None and w is job.worker), None)
+            if slot is None or not self._ready[slot]:
+                raise Gone("this edit's worker has been replaced since, and its latents with it: edit again")
+            task = _RenderTask(job.id, float(strength))
+            self._renders[slot].append(task)
+            self._wake.notify_all()  # the runner of that slot, whichever notify() would wake
+        reply = task.future.result()
+        if reply[0] == "rendered":
+            return reply[1]
+        if reply[0] == "refused":
+            raise FaceattrError(reply[1])
+        if reply[0] == "gone":
+            raise Gone(reply[1])
+        raise RuntimeError(reply[1])
 
     def get(self, job_id: str) -> Job | None:
         """The job (None if unknown or no longer kept), failed with 504 if it waited past its deadline."""
@@ -494,14 +570,17 @@ class EditPool:
         while len(self._finished) > self.keep:
             self._jobs.pop(self._finished.popleft(), None)
 
-    def _take(self) -> tuple[Job, bytes] | object | None:
-        """The next queued job, marked editing, and its photo; None after HEALTH_SECONDS without one;
-        _STOP when the pool closes. Jobs found past their deadline fail on the way (504)."""
+    def _take(self, slot: int) -> tuple[Job, bytes] | _RenderTask | object | None:
+        """This slot's next re-render, else the next queued job, marked editing, and its photo; None after
+        HEALTH_SECONDS without either; _STOP when the pool closes. Jobs found past their deadline fail on
+        the way (504)."""
         expired = []
         try:
             with self._lock:
-                if not self._pending and not self._closed:
+                if not self._pending and not self._renders[slot] and not self._closed:
                     self._wake.wait(HEALTH_SECONDS)
+                if self._renders[slot] and not self._closed:
+                    return self._renders[slot].popleft()
                 while not self._closed and self._pending:
                     job = self._pending.popleft()
                     if self._expire(job):
@@ -522,13 +601,25 @@ class EditPool:
             if worker is None or not worker.alive():
                 if worker is not None:
                     print("faceattr serve: an idle edit worker died; replacing it", file=sys.stderr, flush=True)
+                self._drop_renders(slot, "this edit's worker stopped, and its latents with it: edit again")
                 worker = self._replace(slot, worker)
                 if worker is None:
                     return
                 pinged = time.monotonic()
-            taken = self._take()
+            taken = self._take(slot)
             if taken is _STOP:
                 break
+            if isinstance(taken, _RenderTask):
+                try:
+                    reply = worker.render(taken.job_id, taken.strength)
+                except (EOFError, OSError):
+                    reply = None
+                if reply is None:  # dead or hung: replaced at the top of the loop
+                    reply = "gone", "this edit's worker stopped answering, and its latents went with it: edit again"
+                    worker.stop()
+                    worker = None
+                taken.future.set_result(reply)
+                continue
             if taken is None:  # idle: is the worker still there, and answering?
                 if time.monotonic() - pinged > PING_SECONDS:
                     pinged = time.monotonic()
@@ -565,7 +656,7 @@ class EditPool:
                 worker = None
             with self._lock:
                 if reply[0] == "done":
-                    job.image, job.report = reply[1], reply[2]
+                    job.image, job.report, job.worker = reply[1], reply[2], worker
                     self._measured(time.monotonic() - job.started)
                     self._end(job, "done")
                 else:
@@ -573,7 +664,16 @@ class EditPool:
                         self._measured(time.monotonic() - job.started)
                     self._end(job, "failed", {"refused": 422, "timeout": 504, "error": 500}[reply[0]], reply[1])
             job.future.set_result(job)
+        self._drop_renders(slot, "the server is stopping")
         worker.stop()
+
+    def _drop_renders(self, slot: int, why: str):
+        """Answer this slot's waiting re-renders with Gone."""
+        with self._lock:
+            tasks = list(self._renders[slot])
+            self._renders[slot].clear()
+        for task in tasks:
+            task.future.set_result(("gone", why))
 
     def _replace(self, slot: int, old: _Worker | None) -> _Worker | None:
         """A fresh, warmed-up worker for a dead or killed one (None if the pool is closing or it would

@@ -10,6 +10,7 @@ const STAGE_SECONDS = { detect: ["detect", "align"], S31: ["invert"], S32: ["sea
 
 let photo = null;     // the chosen File
 let beforeUrl = null; // its object URL
+let canRerender = false; // whether the server re-renders a finished edit at another strength
 
 function message(text) { $("message").textContent = text || ""; }
 
@@ -46,6 +47,7 @@ async function loadAttributes() {
     }
     box.append(row);
   }
+  canRerender = Boolean(info.rerender);
   const strength = $("strength");
   Object.assign(strength, { min: info.strength.min, max: info.strength.max, value: info.strength.default });
   $("strength-value").textContent = Number(strength.value).toFixed(2);
@@ -54,6 +56,7 @@ async function loadAttributes() {
 function choose(file) {
   if (!file) return;
   photo = file;
+  shown = null;
   $("file-name").textContent = file.name;
   if (beforeUrl) URL.revokeObjectURL(beforeUrl);
   beforeUrl = URL.createObjectURL(file);
@@ -115,12 +118,47 @@ function showProgress(job) {
   }
 }
 
+// The finished job the strength slider re-renders (decode and paste only, no new search), if the server can.
+let shown = null;
+let rendering = false;
+
+function showAfter(url) {
+  $("after").src = url;
+  $("download").href = url;
+}
+
+async function rerender() {
+  if (!shown || rendering) return;
+  rendering = true;
+  try {
+    for (let asked = null; asked !== $("strength").value;) {  // until the image shows the slider's last value
+      asked = $("strength").value;
+      const form = new FormData();
+      form.append("strength", asked);
+      const response = await fetch(`/v1/jobs/${shown.id}/render`, { method: "POST", body: form });
+      if (!response.ok) {
+        message(await detail(response));
+        if (response.status === 410) shown = null;  // its latents are gone: the next move needs a new edit
+        return;
+      }
+      if (shown.url) URL.revokeObjectURL(shown.url);
+      shown.url = URL.createObjectURL(await response.blob());
+      showAfter(shown.url);
+    }
+  } catch (error) {
+    message(`The server did not answer: ${error.message}`);
+  } finally {
+    rendering = false;
+  }
+}
+
 function showResult(job) {
   const ext = job.media_type === "image/jpeg" ? "jpg" : "png";
   const name = `${photo.name.replace(/\.[^.]*$/, "")}-edited.${ext}`;
   $("before").src = beforeUrl;
-  $("after").src = job.image;
-  Object.assign($("download"), { href: job.image, download: name });
+  $("download").download = name;
+  showAfter(job.image);
+  shown = canRerender ? { id: job.id, url: null } : null;
   const face = job.report.faces[0];
   const rows = Object.entries(face.edits).map(([attr, target]) => {
     const s = face.s[attr];
@@ -181,7 +219,10 @@ function setUp() {
   for (const type of ["dragenter", "dragover"]) drop.addEventListener(type, () => drop.classList.add("over"));
   for (const type of ["dragleave", "drop"]) drop.addEventListener(type, () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => choose(e.dataTransfer.files[0]));
-  $("strength").addEventListener("input", (e) => { $("strength-value").textContent = Number(e.target.value).toFixed(2); });
+  $("strength").addEventListener("input", (e) => {
+    $("strength-value").textContent = Number(e.target.value).toFixed(2);
+    rerender();
+  });
   $("split").addEventListener("input", (e) => $("compare").style.setProperty("--split", `${e.target.value}%`));
   $("before").addEventListener("error", () => {  // e.g. TIFF: the server reads it, the browser may not
     if (!$("before").getAttribute("src")) return;
