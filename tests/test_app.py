@@ -2,6 +2,7 @@
 driven in headless Chromium. Tiny stand-in networks of the real architectures edit in the workers."""
 
 import base64
+import contextlib
 import io
 import multiprocessing
 import os
@@ -354,21 +355,30 @@ def test_threads_never_oversubscribe_the_cores():
 
 # ---- the web page in headless Chromium ----
 
-@pytest.fixture(scope="module")
-def live_server(slow_pool):
+@contextlib.contextmanager
+def running(pool):
+    """The app over `pool` served on a free loopback port -> its URL."""
     import uvicorn
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(slow_pool, max_upload=MAX_UPLOAD), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(pool, max_upload=MAX_UPLOAD), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
         assert thread.is_alive(), "the server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def live_server(slow_pool):
+    with running(slow_pool) as url:
+        yield url
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium")
@@ -422,37 +432,68 @@ def test_page_edits_a_photo_in_chromium(live_server, png, tmp_path):
     assert all(url.startswith(live_server) or url.startswith(("data:", "blob:")) for url in requests), requests
 
 
-def test_a_finished_edit_re_renders_at_another_strength(jpeg):
-    """Issue 19.4: with MobileStyleGAN the slider's request re-renders the job from its kept latents (decode and
-    paste only): strength 0 is the photo, another strength another image; an edit pushed out of the worker's
-    last SESSIONS_KEPT is 410 (edit again); a bad strength is 422."""
+@pytest.fixture(scope="module")
+def style_pool():
+    """A pool on MobileStyleGAN (random directions, the tiny E-Net): one whose edits re-render."""
     from faceattr.nets.directions import Directions
-    from faceattr.serve.pool import SESSIONS_KEPT
 
     directions = Directions(ATTRS, 512)
     directions.vectors.copy_(torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(3)),
                                                             dim=1))
-    args = {**tiny_editor(tune_steps=2, search_steps=1, max_distance=3.0), "gnet": None, "directions": directions}
-    pool = EditPool(args, workers=1, queue_size=SESSIONS_KEPT + 2, max_pixels=MAX_PIXELS, threads=1)
-    try:
-        with TestClient(create_app(pool, max_upload=MAX_UPLOAD)) as client:
-            assert client.get("/v1/attributes").json()["rerender"] is True
-            first = post(client, "/v1/jobs", jpeg).json()["id"]
-            assert wait(client, first)["state"] == "done"
-            edited = client.get(f"/v1/jobs/{first}/image").content
-            zero = client.post(f"/v1/jobs/{first}/render", data={"strength": "0"})
-            assert zero.status_code == 200 and zero.headers["content-type"] == "image/jpeg"
-            photo = np.asarray(Image.open(io.BytesIO(jpeg)), np.float32)
-            assert np.abs(np.asarray(Image.open(io.BytesIO(zero.content)), np.float32) - photo).mean() < 2
-            half = client.post(f"/v1/jobs/{first}/render", data={"strength": "0.5"}).content
-            assert half not in (zero.content, edited)
-            assert client.post(f"/v1/jobs/{first}/render", data={"strength": "3"}).status_code == 422
-            for _ in range(SESSIONS_KEPT):
-                assert wait(client, post(client, "/v1/jobs", jpeg).json()["id"])["state"] == "done"
-            gone = client.post(f"/v1/jobs/{first}/render", data={"strength": "0.5"})
-            assert gone.status_code == 410 and "edit again" in gone.json()["detail"]
-    finally:
-        pool.close()
+    args = {**tiny_editor(search_steps=1, max_distance=3.0), "gnet": None, "directions": directions}
+    pool = EditPool(args, workers=1, queue_size=8, max_pixels=MAX_PIXELS, threads=1)
+    yield pool
+    pool.close()
+
+
+def test_a_finished_edit_re_renders_at_another_strength(style_pool, jpeg):
+    """Issue 19.4: with MobileStyleGAN the slider's request re-renders the job from its kept latents (decode and
+    paste only): strength 0 is the photo, another strength another image; an edit pushed out of the worker's
+    last SESSIONS_KEPT is 410 (edit again); a bad strength is 422."""
+    from faceattr.serve.pool import SESSIONS_KEPT
+
+    with TestClient(create_app(style_pool, max_upload=MAX_UPLOAD)) as client:
+        assert client.get("/v1/attributes").json()["rerender"] is True
+        first = post(client, "/v1/jobs", jpeg).json()["id"]
+        assert wait(client, first)["state"] == "done"
+        edited = client.get(f"/v1/jobs/{first}/image").content
+        zero = client.post(f"/v1/jobs/{first}/render", data={"strength": "0"})
+        assert zero.status_code == 200 and zero.headers["content-type"] == "image/jpeg"
+        photo = np.asarray(Image.open(io.BytesIO(jpeg)), np.float32)
+        assert np.abs(np.asarray(Image.open(io.BytesIO(zero.content)), np.float32) - photo).mean() < 2
+        half = client.post(f"/v1/jobs/{first}/render", data={"strength": "0.5"}).content
+        assert half not in (zero.content, edited)
+        assert client.post(f"/v1/jobs/{first}/render", data={"strength": "3"}).status_code == 422
+        for _ in range(SESSIONS_KEPT):
+            assert wait(client, post(client, "/v1/jobs", jpeg).json()["id"])["state"] == "done"
+        gone = client.post(f"/v1/jobs/{first}/render", data={"strength": "0.5"})
+        assert gone.status_code == 410 and "edit again" in gone.json()["detail"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: `make chromium` installs Debian's chromium")
+def test_the_page_slider_re_renders_a_finished_edit(style_pool, png, tmp_path):
+    """Moving the strength slider after an edit shows the re-rendered photo (no new job)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(png)
+    with running(style_pool) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM))
+        page = browser.new_page()
+        posts = []
+        page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+        page.goto(url)
+        page.set_input_files("#file", photo)
+        page.locator(".attr", has_text="Male").get_by_text("add").click()
+        page.click("#edit")
+        expect(page.locator("#result")).to_be_visible(timeout=60_000)
+        assert page.locator("#after").get_attribute("src").startswith("/v1/jobs/")
+        page.locator("#strength").fill("0.5")
+        expect(page.locator("#after")).to_have_attribute("src", re.compile(r"^blob:"), timeout=30_000)
+        page.wait_for_function("document.getElementById('after').naturalWidth > 0")
+        assert page.locator("#download").get_attribute("href").startswith("blob:")
+        assert sum(u.endswith("/v1/jobs") for u in posts) == 1 and any(u.endswith("/render") for u in posts)
+        browser.close()
 
 
 def test_the_patent_g_net_cannot_re_render(client, jpeg):
