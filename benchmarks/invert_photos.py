@@ -62,12 +62,9 @@ def s31(editor, crops, valid, grey):
     return editor.decode(z1, crops.shape[1], generators)
 
 
-def measure(editor, photos, identity, batch: int = 8) -> tuple[dict, np.ndarray]:
-    jobs = []
-    for photo in photos:
-        faces = align.detect_faces(photo)
-        if faces:
-            jobs.append(align.align(photo, faces[0], editor.resolution))
+def measure(editor, found, identity, batch: int = 8) -> tuple[dict, np.ndarray]:
+    """found: (photo, its largest face) of every photo with one."""
+    jobs = [align.align(photo, face, editor.resolution) for photo, face in found]
     crops = np.stack([j.crop for j in jobs])
     valid = np.stack([j.valid for j in jobs])
     grey = [align.is_grey(c) for c in crops]
@@ -102,24 +99,21 @@ def main():
     p.add_argument("--limit", type=int, help="only the first N photos")
     a = p.parse_args()
     photos = [load_photo(path) for path in real_photos()[:a.limit]]
+    found = [(photo, faces[0]) for photo in photos if (faces := align.detect_faces(photo))]
     identity, rows, sheet = Identity(), {}, {}
     shown = int(a.tune_steps.split(",")[-1])  # the sheet shows the last row's inversions
     editors = [("patent", dict(gnet="patent"))]
     editors += [(f"mobilestylegan tune_steps={n}", dict(tune_steps=int(n))) for n in a.tune_steps.split(",")]
     for name, kw in editors:
         editor = Editor(**kw)
-        rows[name], g1 = measure(editor, photos, identity)
+        rows[name], g1 = measure(editor, found, identity)
         print(name, json.dumps({k: v for k, v in rows[name].items() if not isinstance(v, list)}), flush=True)
         if name == "patent" or kw.get("tune_steps") == shown:
             sheet[name] = resize(g1, 128)
     with open(a.out, "w") as f:
         json.dump(rows, f, indent=1)
     if a.sheet and len(sheet) == 2:
-        crops = []
-        for photo in photos:
-            faces = align.detect_faces(photo)
-            if faces:
-                crops.append(align.align(photo, faces[0], 128).crop)
+        crops = [align.align(photo, face, 128).crop for photo, face in found]
         tiles = [t for trio in zip(crops, *sheet.values()) for t in trio]
         sheet_image = grid(np.stack(tiles), ncol=12)  # 256 colours: half the bytes, no visible loss at this size
         sheet_image.quantize(256, dither=Image.Dither.NONE).save(a.sheet, optimize=True)

@@ -125,20 +125,18 @@ def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=No
 def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOptions.tune_lr, valid=None, grey=None):
     """S31, second half (beyond the patent; pivotal tuning as in PTI, Roich et al. 2022): with each face's
     latent from `invert` held fixed, the weights that draw it at `resolution` (G.tunable_parameters) are
-    fitted to that face by the patent's loss 1/2 mean (O - G(latent))^2 (Adam, each tensor's step `lr` times its
-    RMS), so G(latent) is this person
-    and not a look-alike, and S32's move along a direction changes this person. One face at a time: each
-    gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1]; latents (B, *shape);
-    valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,), psnr (B,) after tuning.
+    fitted to that face by the patent's loss 1/2 mean (O - G(latent))^2 (Adam, each tensor's step `lr` times
+    its RMS), so G(latent) is this person and not a look-alike. One face at a time: each gets its own
+    weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1]; latents (B, *shape); valid and grey
+    as in `invert`. -> [Tuned generator per face] and info: mse (B,), psnr (B,) after tuning.
     """
-    dev = target.device
     shared = G.tunable_parameters(resolution)
     tuned, errors = [], []
     for i in range(len(target)):
         params = {n: p.detach().clone().requires_grad_(True) for n, p in shared.items()}
         g = Tuned(G, params)
-        w, o = latents[i:i + 1].detach(), target[i:i + 1].to(dev, torch.float32)
-        weight = None if valid is None else valid[i:i + 1].to(dev, torch.float32)
+        w, o = latents[i:i + 1].detach(), target[i:i + 1].float()
+        weight = None if valid is None else valid[i:i + 1].to(target.device, torch.float32)
         if weight is not None:
             weight = weight / weight.mean().clamp_min(1e-3)
         is_grey = grey is not None and bool(grey[i])

@@ -141,7 +141,7 @@ class Job:
     image: bytes | None = None
     report: dict | None = None
     future: Future = field(default_factory=Future)  # resolved when done or failed
-    worker: object | None = None  # the _Worker that edited it: the one that can re-render it
+    worker: "_Worker | None" = None  # the worker that edited it: the one that can re-render it
 
     @property
     def media_type(self) -> str:
@@ -236,8 +236,8 @@ def _work(editor_args: bytes, threads: int, max_pixels: int, warmup: bool, conn)
         conn.send(("failed", f"cannot load the editor: {type(e).__name__}: {e}"))
         return
     sessions = collections.OrderedDict()
-    conn.send(("ready", {"attr_names": list(editor.attr_names), "rerender": editor.stylegan, "warmup_seconds": seconds, "pid": os.getpid(),
-                         "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+    conn.send(("ready", {"attr_names": list(editor.attr_names), "rerender": editor.stylegan,
+                         "warmup_seconds": seconds, "pid": os.getpid(), "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
                          "env": {name: os.environ.get(name) for name in THREAD_VARIABLES}}))
     while True:
         try:
