@@ -135,6 +135,24 @@ def test_tuning_fits_each_face_and_leaves_g_net_alone(G):
         assert torch.allclose(alone[0](start[1:], 16), tuned[1](start[1:], 16), atol=1e-5)
 
 
+def test_locality_term_keeps_other_latents_drawn_as_before(G):
+    """PTI's locality term: latents away from the tuned face's (not the ones the term looked at) are drawn
+    closer to the untuned G-Net's drawing with the term than without it, and the face is still fitted."""
+    from faceattr.nets.generator import PatentGNet
+
+    g = PatentGNet(G)
+    target = G(torch.randn(1, Z, generator=torch.Generator().manual_seed(9)))
+    start = torch.zeros(1, Z)
+    (free,), fit_free = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=0.0)
+    (kept,), fit_kept = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=1.0)
+    away = torch.randn(16, Z, generator=torch.Generator().manual_seed(4))
+    probes = start + s31.LOCALITY_RADIUS * away / away.norm(dim=1, keepdim=True)
+    with torch.no_grad():
+        drift_free, drift_kept = mse(free(probes, 16), g(probes, 16)), mse(kept(probes, 16), g(probes, 16))
+        assert drift_kept.mean() < 0.6 * drift_free.mean()
+        assert mse(kept(start, 16), target) < 0.5 * mse(g(start, 16), target)
+
+
 def test_tuning_zero_steps_draws_what_g_net_draws(G):
     from faceattr.nets.generator import PatentGNet
 

@@ -22,6 +22,7 @@ RANGES = {
     "restarts": (1, 16, True),
     "tune_steps": (0, 2000, True),
     "tune_lr": (0.0, 1.0, False),
+    "tune_locality": (0.0, 100.0, True),
     "search_steps": (0, 500, True),
     "search_goal": (0.5, 1.0, False),
     "search_lr": (0.0, 10.0, False),
@@ -32,6 +33,7 @@ RANGES = {
     "feature_weight": (0.0, 100.0, True),
     "result_goal": (0.5, 1.0, False),
     "blur": (0.0, 16.0, True),
+    "redraw": (0.0, 2.0, True),
     "feather": (0.0, 0.5, True),
 }
 MASKS = ("face", "head")
@@ -54,8 +56,10 @@ class EditOptions:
     invert_lr: float | None = option(None, "S31 Adam step (per G-Net)")
     restarts: int = option(1, "S31 starts per face; the best is kept")
     tune_steps: int = option(0, "S31 steps fitting G-Net's own weights to each face around its latent (pivotal "
-                                "tuning: the inversion becomes the person, the edits weaker; 0: off)")
+                                "tuning: the inversion becomes the person; 0: off)")
     tune_lr: float = option(0.003, "S31 Adam step of that tuning, relative to each weight tensor's RMS")
+    tune_locality: float = option(0.3, "S31: weight of keeping the tuned G-Net drawing other latents as before "
+                                       "(PTI's locality term: keeps the edits; 0: off)")
     search_steps: int | None = option(None, "S32 steps at most (per G-Net)")
     search_goal: float | None = option(None, "S32 stops once E-Net's s passes it (1 - it to remove) (per G-Net)")
     search_lr: float | None = option(None, "S32 Adam step (per G-Net)")
@@ -65,6 +69,9 @@ class EditOptions:
     prior_weight: float = option(0.1, "S31 and S32 (patent G-Net): keeps z on the prior's shell")
     feature_weight: float = option(0.0, "S31 (patent G-Net): weight of the D-Net feature loss (needs `features`)")
     features: str | None = option(None, "S31 (patent G-Net): a GAN run's checkpoint.pt for that feature loss")
+    redraw: float = option(0.0, "S33: where the change G(z2) - G(z1) passes about this (on a -1..1 scale), the "
+                                "face is redrawn as G(z2) instead of photo plus change, so the photo's moved "
+                                "edges do not ghost; 0: off")
     replace: bool = option(False, "S33: paste G(z2) itself (the patent's S33) instead of adding G(z2) - G(z1)")
     gain: float | None = option(None, "S33 (patent G-Net): multiplies the change; None: per face (auto)")
     result_goal: float = option(0.998, "S33 (patent G-Net): the auto gain's goal for E-Net on the result")

@@ -9,7 +9,7 @@ Two G-Nets sit behind one interface (`nets.generator`), chosen by `gnet`:
 - MobileStyleGAN (default), the FFHQ generator that drew the corpus: S31 finds w1 in its W space (an
   encoder's start, then the patent's loss), S32 descends the patent's loss along E-Net's pooled attribute
   directions (`nets.directions`), S33 decodes both latents at the crop's own resolution and adds the
-  change G(w2) - G(w1) to the photo's pixels over the head.
+  change G(w2) - G(w1) to the photo's pixels over the head (`redraw`: G(w2) itself where the change is large).
 - the patent's 64 px G-Net (`gnet="patent"` or a run's weights): S31 in z, S32 by E-Net's per-face
   gradient, S33 the change low-passed and amplified until E-Net reads the edit (`gains`).
 `replace=True` pastes G(z2) itself instead (the patent's literal S33), colour-matched through G(z1).
@@ -198,7 +198,7 @@ class Editor:
         if not self.options.tune_steps:
             return None, None
         return s31.tune(self.G, latents, to_float(crops).to(self.device), self.resolution,
-                        steps=self.options.tune_steps, lr=self.options.tune_lr,
+                        steps=self.options.tune_steps, lr=self.options.tune_lr, locality=self.options.tune_locality,
                         valid=None if valid is None else torch.from_numpy(np.asarray(valid, np.float32))[:, None],
                         grey=grey)
 
@@ -231,14 +231,14 @@ class Editor:
                           identity_weight=o.identity_weight, lr=o.search_lr, bf16=o.bf16)
 
     def decode(self, latents, size: int, generators=None) -> np.ndarray:
-        """S33: G(latents) as uint8 (N, size, size, 3). Untuned MobileStyleGAN draws at full resolution first;
-        tuned generators (one per face) at the working resolution, where their weights were fitted."""
+        """S33: G(latents) as uint8 (N, size, size, 3). MobileStyleGAN draws at full resolution first, tuned
+        generators (one per face) too: their fitted blocks feed the untuned finer ones, which add the detail
+        the working resolution lacks (docs/EXPERIMENTS.md)."""
+        res = self.G.native_resolution if self.stylegan else self.resolution
         with torch.no_grad():
             if generators is not None:
-                out = [g.synthesize(latents[i:i + 1].to(self.device), self.resolution)
-                       for i, g in enumerate(generators)]
+                out = [g.synthesize(latents[i:i + 1].to(self.device), res) for i, g in enumerate(generators)]
             else:
-                res = self.G.native_resolution if self.stylegan else self.resolution
                 out = [self.G.synthesize(latents[i:i + 2].to(self.device), res) for i in range(0, len(latents), 2)]
         x = torch.cat(out)
         if x.shape[-1] != size:
@@ -277,7 +277,8 @@ class Editor:
     def transferred(self, original, g1, g2, gain, grey):
         """s33.transfer with this editor's blur (patent G-Net; none for MobileStyleGAN), then the grey value
         only where `grey` (a bool tensor broadcast over (B, 3, H, W)): G-Net draws in colour."""
-        edited = s33.transfer(original, g1, g2, blur=0.0 if self.stylegan else self.options.blur, gain=gain)
+        edited = s33.transfer(original, g1, g2, blur=0.0 if self.stylegan else self.options.blur, gain=gain,
+                              redraw=self.options.redraw)
         return torch.where(grey, s31.luminance(edited), edited)
 
     def paste(self, canvas, photo, face, g1, g2, grey=False, gain=1.0) -> np.ndarray:

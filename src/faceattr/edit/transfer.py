@@ -14,16 +14,24 @@ def gaussian_blur(x, sigma):
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(-1, 1, 2 * r + 1, 1), groups=x.shape[1])
 
 
-def transfer(original, g1, g2, blur=0.0, gain=1.0):
+def transfer(original, g1, g2, blur=0.0, gain=1.0, redraw=0.0):
     """S33 on the photo's own pixels: original + gain * (G(z2) - G(z1)), clamped to [-1, 1].
 
     All (B, 3, ., .) in [-1, 1]; the difference is computed at the GAN's resolution, optionally
     low-passed (Gaussian, `blur` = sigma in GAN pixels; 0 = off) and resized bilinearly to the
-    original's size. The caller chooses this or plain G(z2).
+    original's size. `redraw` > 0: where the change is large the face is G(z2) itself instead, so the
+    photo's own edges there (its residual original - G(z1)) do not ghost beside the moved ones: the
+    residual is kept with weight exp(-(|change| / redraw)^2), |change| the channel mean, blurred over
+    1/64 of the side. The caller chooses this or plain G(z2).
     """
     diff = gain * (g2.float() - g1.float())
     if blur > 0:
         diff = gaussian_blur(diff, blur)
     if diff.shape[-2:] != original.shape[-2:]:
         diff = F.interpolate(diff, size=original.shape[-2:], mode="bilinear", align_corners=False)
-    return (original.float() + diff.to(original.device)).clamp(-1, 1)
+    out = original.float() + diff.to(original.device)
+    if redraw > 0:
+        g1 = F.interpolate(g1.float(), size=original.shape[-2:], mode="bilinear", align_corners=False)
+        change = gaussian_blur(diff.abs().mean(1, keepdim=True), max(1.0, original.shape[-1] / 64))
+        out = out - (1 - torch.exp(-(change / redraw).square())) * (original.float() - g1.to(original.device))
+    return out.clamp(-1, 1)
