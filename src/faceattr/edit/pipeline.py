@@ -204,9 +204,12 @@ class Editor:
 
     def search(self, latents, edits: dict, strength=None, generators=None):
         """S32: latents that add (1) or remove (0) each attribute of `edits` -> (latents2, info).
-        generators: one per face (from `tune`): each face searched through its own."""
+        generators: one per face (from `tune`): each face searched through its own. On a CPU MobileStyleGAN
+        faces go one at a time: a batch of 8 costs 15 batches of 1 there (cache-bound; docs/EXPERIMENTS.md)."""
         goals, o = self.goals(edits), self.options
         strength = o.strength if strength is None else strength
+        if generators is None and self.stylegan and self.device.type == "cpu":
+            generators = [self.G] * len(latents)
         if generators is not None:
             strength = torch.as_tensor(strength, dtype=torch.float32).reshape(-1).expand(len(latents))
             parts = [self._search(g, latents[i:i + 1], goals, strength[i:i + 1]) for i, g in enumerate(generators)]
