@@ -143,8 +143,8 @@ def test_locality_term_keeps_other_latents_drawn_as_before(G):
     g = PatentGNet(G)
     target = G(torch.randn(1, Z, generator=torch.Generator().manual_seed(9)))
     start = torch.zeros(1, Z)
-    (free,), fit_free = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=0.0)
-    (kept,), fit_kept = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=1.0)
+    (free,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=0.0)
+    (kept,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=1.0)
     away = torch.randn(16, Z, generator=torch.Generator().manual_seed(4))
     probes = start + s31.LOCALITY_RADIUS * away / away.norm(dim=1, keepdim=True)
     with torch.no_grad():

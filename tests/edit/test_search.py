@@ -108,4 +108,3 @@ def test_search_along_strength_and_distance_cap():
     capped, info = s32.search_along(G, E, w1, [(0, 0)], moves, steps=60, goal=0.9999, lr=0.5, resolution=16,
                                     max_distance=0.2)
     assert capped[0, 0] == pytest.approx(-0.2) and not info["reached"][0]
-

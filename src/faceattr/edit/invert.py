@@ -54,6 +54,13 @@ def psnr(mse):
     return 10 * torch.log10(4 / mse.clamp_min(1e-12))
 
 
+def _pixel_weights(valid, device):
+    """(B, 1, R, R) valid shares -> weights normalised per face, so that a mean over pixels is a mean over
+    the valid pixels."""
+    valid = valid.to(device, torch.float32)
+    return valid / valid.mean((1, 2, 3), keepdim=True).clamp_min(1e-3)
+
+
 def latent_starts(n, dim, seed=0):
     """n starting latents; the k-th is the same for every face and every n (so more restarts only add)."""
     gen = torch.Generator().manual_seed(seed)
@@ -84,9 +91,7 @@ def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=No
     dev = next(G.parameters()).device
     target = target.to(dev, torch.float32)
     b, k = len(target), restarts
-    if valid is not None:  # normalised so that the mean over pixels is a mean over valid pixels
-        valid = valid.to(dev, torch.float32)
-        valid = valid / valid.mean((1, 2, 3), keepdim=True).clamp_min(1e-3)
+    valid = None if valid is None else _pixel_weights(valid, dev)
     grey = None if grey is None or not bool(torch.as_tensor(grey).any()) else torch.as_tensor(grey).to(dev)
     starts = latent_starts(k, G.z_dim, seed).to(dev)
     if init is None:
@@ -140,14 +145,13 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
     after tuning.
     """
     shared = G.tunable_parameters(resolution)
+    weights = None if valid is None else _pixel_weights(valid, target.device)
     tuned, errors = [], []
     for i in range(len(target)):
         params = {n: p.detach().clone().requires_grad_(True) for n, p in shared.items()}
         g = Tuned(G, params)
         w, o = latents[i:i + 1].detach(), target[i:i + 1].float()
-        weight = None if valid is None else valid[i:i + 1].to(target.device, torch.float32)
-        if weight is not None:
-            weight = weight / weight.mean().clamp_min(1e-3)
+        weight = None if weights is None else weights[i:i + 1]
         is_grey = grey is not None and bool(grey[i])
         if locality and steps:
             away = G.sample_latents(steps, truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w

@@ -14,6 +14,13 @@ def gaussian_blur(x, sigma):
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(-1, 1, 2 * r + 1, 1), groups=x.shape[1])
 
 
+def _resized(x, like):
+    """x bilinearly resized to the spatial size of `like`, on its device (as it is if already that size)."""
+    if x.shape[-2:] != like.shape[-2:]:
+        x = F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+    return x.to(like.device)
+
+
 def transfer(original, g1, g2, blur=0.0, gain=1.0, redraw=0.0):
     """S33 on the photo's own pixels: original + gain * (G(z2) - G(z1)), clamped to [-1, 1].
 
@@ -27,11 +34,9 @@ def transfer(original, g1, g2, blur=0.0, gain=1.0, redraw=0.0):
     diff = gain * (g2.float() - g1.float())
     if blur > 0:
         diff = gaussian_blur(diff, blur)
-    if diff.shape[-2:] != original.shape[-2:]:
-        diff = F.interpolate(diff, size=original.shape[-2:], mode="bilinear", align_corners=False)
-    out = original.float() + diff.to(original.device)
+    diff = _resized(diff, original)
+    out = original.float() + diff
     if redraw > 0:
-        g1 = F.interpolate(g1.float(), size=original.shape[-2:], mode="bilinear", align_corners=False)
         change = gaussian_blur(diff.abs().mean(1, keepdim=True), max(1.0, original.shape[-1] / 64))
-        out = out - (1 - torch.exp(-(change / redraw).square())) * (original.float() - g1.to(original.device))
+        out = out - (1 - torch.exp(-(change / redraw).square())) * (original.float() - _resized(g1.float(), original))
     return out.clamp(-1, 1)

@@ -237,7 +237,8 @@ def _work(editor_args: bytes, threads: int, max_pixels: int, warmup: bool, conn)
         return
     sessions = collections.OrderedDict()
     conn.send(("ready", {"attr_names": list(editor.attr_names), "rerender": editor.stylegan,
-                         "warmup_seconds": seconds, "pid": os.getpid(), "threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                         "warmup_seconds": seconds, "pid": os.getpid(), "threads": torch.get_num_threads(),
+                         "interop_threads": torch.get_num_interop_threads(),
                          "env": {name: os.environ.get(name) for name in THREAD_VARIABLES}}))
     while True:
         try:
