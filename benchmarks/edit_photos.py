@@ -201,7 +201,8 @@ def main():
                     save_sheet(contact_sheet(order, ncol=6), path)
         m.update(seconds=seconds, gnet=gnet, changes=dict(table[name]),
                  options=dataclasses.asdict(editor.options),
-                 steered_by=f"E-Net {args.enet or 'shipped'} over G-Net {gnet} (S31/S32 at {editor.resolution} px), "
+                 steered_by=f"E-Net {args.enet or 'shipped'} over G-Net {gnet} (S31 at {editor.resolution} px, "
+                            f"S32 at {editor.search_resolution} px), "
                             f"encoder {'none' if editor.encoder is None else args.encoder or 'shipped'}"
                             + (f", directions {args.directions or 'shipped'}" if gnet == "mobilestylegan" else ""))
         report["variants"][name] = m

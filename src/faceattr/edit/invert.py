@@ -129,6 +129,7 @@ def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=No
 
 LOCALITY_RADIUS = 6.0  # W units, S32's reach (EditOptions.max_distance): where the tuned G-Net must stay editable
 LOCALITY_SEED = 1_000_003  # the random faces the locality term looks at: the same for every face and run
+LOCALITY_EVERY = 3  # its pass on every third step at 3x the weight: as editable, a third of its cost (EXPERIMENTS.md)
 
 
 def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOptions.tune_lr,
@@ -136,13 +137,13 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
     """S31, second half (beyond the patent; pivotal tuning as in PTI, Roich et al. 2022): with each face's
     latent from `invert` held fixed, the weights that draw it at `resolution` (G.tunable_parameters) are
     fitted to that face by the patent's loss 1/2 mean (O - G(latent))^2 (Adam, each tensor's step `lr` times
-    its RMS), so G(latent) is this person and not a look-alike. PTI's locality term keeps the edits: at
-    each step a latent LOCALITY_RADIUS from the face's towards a random face must still be drawn as the
-    untuned G-Net draws it, `locality` * 1/2 mean (G_tuned(w_r) - G(w_r))^2; without it the tuned weights
-    paint the photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md). One face at a time:
-    each gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1]; latents
-    (B, *shape); valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,), psnr (B,)
-    after tuning.
+    its RMS), so G(latent) is this person and not a look-alike. PTI's locality term keeps the edits: every
+    LOCALITY_EVERY steps a latent LOCALITY_RADIUS from the face's towards a random face must still be drawn
+    as the untuned G-Net draws it, LOCALITY_EVERY * `locality` * 1/2 mean (G_tuned(w_r) - G(w_r))^2; without
+    it the tuned weights paint the photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md).
+    One face at a time: each gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1];
+    latents (B, *shape); valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,),
+    psnr (B,) after tuning.
     """
     shared = G.tunable_parameters(resolution)
     weights = None if valid is None else _pixel_weights(valid, target.device)
@@ -153,11 +154,12 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
         w, o = latents[i:i + 1].detach(), target[i:i + 1].float()
         weight = None if weights is None else weights[i:i + 1]
         is_grey = grey is not None and bool(grey[i])
-        if locality and steps:
-            away = G.sample_latents(steps, truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w
+        checks = range(0, steps, LOCALITY_EVERY) if locality else range(0)
+        if checks:
+            away = G.sample_latents(len(checks), truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w
             ball = w + LOCALITY_RADIUS * away / away.norm(dim=-1, keepdim=True)  # per style row for W+
             with torch.no_grad():
-                kept = torch.cat([G.synthesize(ball[k:k + 1], resolution) for k in range(steps)])  # batch 1: see below
+                kept = torch.cat([G.synthesize(b[None], resolution) for b in ball])  # batch 1: see below
         # each tensor's step is `lr` times its own RMS: one lr for weights whose scales differ 100-fold
         opt = torch.optim.Adam([{"params": [p], "lr": lr * float(p.detach().square().mean().sqrt().clamp_min(1e-3))}
                                 for p in params.values()])
@@ -168,8 +170,10 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
         for k in range(steps):
             opt.zero_grad(set_to_none=True)
             (0.5 * sqdist(drawn(g.synthesize(w, resolution)), o, weight).sum()).backward()
-            if locality:  # a second batch-1 pass: on this CPU one batch of 2 costs 3 of 1 (cache-bound)
-                (locality * 0.5 * sqdist(g.synthesize(ball[k:k + 1], resolution), kept[k:k + 1]).sum()).backward()
+            if k in checks:  # a second batch-1 pass: on this CPU one batch of 2 costs 3 of 1 (cache-bound)
+                j = k // LOCALITY_EVERY
+                (LOCALITY_EVERY * locality * 0.5 * sqdist(g.synthesize(ball[j:j + 1], resolution), kept[j:j + 1])
+                 .sum()).backward()
             opt.step()
         for p in params.values():
             p.requires_grad_(False)

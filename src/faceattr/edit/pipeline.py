@@ -35,7 +35,8 @@ from faceattr.nets.generator import Generator, MobileStyleGAN, PatentGNet
 from faceattr.weights import load_classifier, load_generator
 
 DEBUG_SIZE = 128  # side of each tile of the debug strip
-STYLE_WORKING = 128  # MobileStyleGAN's S31/S32 resolution (docs/EXPERIMENTS.md: fidelity and cost per resolution)
+STYLE_WORKING = 128  # MobileStyleGAN's S31 resolution (docs/EXPERIMENTS.md: fidelity and cost per resolution)
+STYLE_SEARCH = 64  # its S32 resolution: E-Net's own, at a third of 128 px's cost (docs/EXPERIMENTS.md)
 GAIN_LADDER = (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5.0)
 
 
@@ -122,6 +123,7 @@ class Editor:
         self.E = (enet if isinstance(enet, torch.nn.Module) else load_classifier(enet)).to(self.device)
         self.attr_names = list(self.E.attr_names)
         self.resolution = STYLE_WORKING if self.stylegan else self.G.native_resolution
+        self.search_resolution = STYLE_SEARCH if self.stylegan else self.resolution
         if not self.stylegan and self.E.resolution != self.resolution:
             raise FaceattrError(f"the E-Net takes {self.E.resolution} px faces but G-Net draws {self.resolution} px")
         self.encoder = self._encoder(encoder)
@@ -225,7 +227,7 @@ class Editor:
             moves, holds = self.directions.split(edited, held)
             return s32.search_along(G, self.E, latents, goals, moves.to(self.device), holds.to(self.device),
                                     steps=o.search_steps, goal=o.search_goal, hold_weight=o.hold_weight,
-                                    lr=o.search_lr, max_distance=o.max_distance, resolution=self.resolution,
+                                    lr=o.search_lr, max_distance=o.max_distance, resolution=self.search_resolution,
                                     strength=strength)
         names = [self.attr_names[i] for i, _ in goals]
         E = self.E.judging(names)

@@ -350,8 +350,9 @@ def provenance(config, editor, name: str = "patent") -> dict:
     what = f"the patent G-Net ({config['gnet']})" if name == "patent" else \
         f"MobileStyleGAN (S32 along the directions {config.get('directions')})"
     return {"labelled_by": LABELLED_BY,
-            "steered_by": f"E-Net ({config['enet']}) searching the latent space of G-Net {what}, S31/S32 on "
-                          f"{editor.resolution} px faces; inversion encoder: {config['encoder'].get(name, 'none')}",
+            "steered_by": f"E-Net ({config['enet']}) searching the latent space of G-Net {what}, S31 on "
+                          f"{editor.resolution} px faces, S32 on {editor.search_resolution} px; inversion encoder: "
+                          f"{config['encoder'].get(name, 'none')}",
             "judged_by": JUDGED_BY}
 
 

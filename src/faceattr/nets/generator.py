@@ -129,7 +129,7 @@ class MobileStyleGAN(Generator):
     Truncation is the corpus's: psi around the corpus mean style (psi 0.7 draws corpus faces;
     the seeds of a list draw exactly the corpus face of each seed). Resolutions: 1024 the face,
     512 its exact low band, smaller ones that low band box-filtered (exact, at the cost of the whole
-    network) or, with early_exit, the learnt heads' approximation at 128 and 256 px (stylegan_heads).
+    network) or, with early_exit, the learnt heads' approximation at 64, 128 and 256 px (stylegan_heads).
     compile=True runs the exact path through torch.compile: about 2x faster once compiled, but each
     new batch size or resolution compiles first (minutes cold, ~30 s with inductor's on-disk cache).
     """
@@ -163,11 +163,13 @@ class MobileStyleGAN(Generator):
 
     def tunable_parameters(self, resolution: int) -> dict[str, nn.Parameter]:
         """The synthesis weights up to the early exit at `resolution` (all of them at other resolutions),
-        without the baked noise maps: fitted, those paint the photo pixel by pixel whatever the latent."""
+        without the baked noise maps (fitted, those paint the photo pixel by pixel whatever the latent) and
+        without the style modulations (so a latent's step still moves the styles as it did; faster, and as
+        good a fit: docs/EXPERIMENTS.md)."""
         blocks = stylegan_heads.EXIT_BLOCKS.get(resolution) if str(resolution) in self.heads else None
         used = ("synthesis.input", "synthesis.conv1.", *(f"synthesis.layers.{i}." for i in range(blocks or 0)))
         return {n: p for n, p in self.named_parameters() if n.startswith("synthesis.") and not n.endswith(".noise")
-                and (blocks is None or n.startswith(used))}
+                and ".modulation." not in n and (blocks is None or n.startswith(used))}
 
     def synthesize(self, latent, resolution: int | None = None):
         self._check(latent)

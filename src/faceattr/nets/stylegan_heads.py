@@ -1,7 +1,7 @@
-"""Early exits of MobileStyleGAN: cheap approximate faces at 128 and 256 px for S31 and S32.
+"""Early exits of MobileStyleGAN: cheap approximate faces at 64, 128 and 256 px for S31 and S32.
 
 The network draws its image only at the end (a 512 px wavelet image, stepped up to 1024 px), so the
-exact 256 or 128 px face (the 1024 px face box-filtered) costs the whole network. An early exit
+exact 256, 128 or 64 px face (the 1024 px face box-filtered) costs the whole network. An early exit
 stops after the block that works at that resolution and maps its activations to RGB with a
 linear head (a 1x1 conv), fitted by least squares (the exact minimiser of the pixel MSE) on faces
 the network draws, against their box-filtered 1024 px faces. `train` makes the shipped heads,
@@ -22,7 +22,7 @@ from torch import nn
 from faceattr.errors import FaceattrError
 from faceattr.nets import stylegan
 
-EXIT_BLOCKS = {128: 5, 256: 6}  # working resolution -> blocks run (block outputs: 8 << i px)
+EXIT_BLOCKS = {64: 4, 128: 5, 256: 6}  # working resolution -> blocks run (block outputs: 8 << i px)
 RIDGE = 1e-5  # relative to the mean feature energy: keeps the normal equations well posed
 
 
@@ -35,7 +35,7 @@ def new_head(resolution: int) -> nn.Conv2d:
 
 
 def early_face(synthesis: stylegan.SynthesisNetwork, head: nn.Module, w, resolution: int):
-    """W or W+ -> approximate face (N, 3, r, r) at r = 128 or 256 from the blocks up to r."""
+    """W or W+ -> approximate face (N, 3, r, r) at r = 64, 128 or 256 from the blocks up to r."""
     return head(synthesis.features(stylegan.as_wplus(w), EXIT_BLOCKS[resolution]))
 
 
@@ -140,7 +140,7 @@ def model_card(card: dict) -> str:
     return f"""# stylegan_heads: early exits of MobileStyleGAN
 
 Linear 1x1 heads (fp16) from the activations of one MobileStyleGAN block to an RGB face at the
-same resolution, so S31 (inversion) and S32 (attribute search) can run at 128 or 256 px without
+same resolution, so S31 (inversion) and S32 (attribute search) can run at 64, 128 or 256 px without
 the 512 px blocks (`faceattr.nets.stylegan_heads`). The exact face at those resolutions is the
 1024 px face box-filtered; the heads approximate it.
 
