@@ -67,9 +67,13 @@ class LinearG(torch.nn.Module):
     latent_shape, native_resolution, name = (4,), 16, "linear"
 
     def synthesize(self, w, resolution=16):
+        return self.linear(w, resolution).tanh()
+
+    @staticmethod
+    def linear(w, resolution):
         img = w[:, 0].view(-1, 1, 1, 1).expand(-1, 3, resolution, resolution).clone()
         img[:, :, :, : resolution // 2] += w[:, 1].view(-1, 1, 1, 1)
-        return img.tanh()
+        return img
 
 
 class ReadsLinearG(torch.nn.Module):
@@ -108,3 +112,32 @@ def test_search_along_strength_and_distance_cap():
     capped, info = s32.search_along(G, E, w1, [(0, 0)], moves, steps=60, goal=0.9999, lr=0.5, resolution=16,
                                     max_distance=0.2)
     assert capped[0, 0] == pytest.approx(-0.2) and not info["reached"][0]
+
+
+
+class UntiedG(LinearG):
+    """LinearG without its tanh: the stripe keeps its contrast however bright the face."""
+
+    def synthesize(self, w, resolution=16):
+        return self.linear(w, resolution)
+
+
+class CorrelatedE(ReadsLinearG):
+    """As ReadsLinearG, but brightness also raises B's logit: editing A drags B along."""
+
+    def forward(self, x):
+        a, b = super().forward(x).unbind(1)
+        return torch.stack([a, b + 0.75 * a], 1)
+
+
+def test_search_along_holds_a_saturated_attribute_by_its_logit():
+    """A held attribute near certainty (B at 0.98) is held by E-Net's logit: as a probability it could climb
+    to 0.99998 at almost no cost (measured before the change: logit 3.96 -> 10.95)."""
+    G, E = UntiedG(), CorrelatedE()
+    w1 = torch.tensor([[0.0, 0.36, 0.0, 0.0]])
+    moves, holds = torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[0, 1.0, 0, 0]])
+    w2, info = s32.search_along(G, E, w1, [(0, 1)], moves, holds, steps=20, goal=0.9999, lr=0.3, resolution=16)
+    assert info["s_after"][0, 0] > 0.999
+    with torch.no_grad():
+        before, after = (E(G.synthesize(w, 16))[0, 1] for w in (w1, w2))
+    assert before > 3.5 and abs(float(after - before)) < 1.0

@@ -96,8 +96,10 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     patent's S32 but only into the coefficients a of `moves` (the edited attributes' directions, made
     orthogonal to the others', (k, dim)): E-Net decides how far, its pooled direction which way. The
     attributes E-Net judges but the edit does not name (in `E.attr_names` order) keep their score by
-    hold_weight * 1/2 (s_o - s_o(w1))^2, backpropagated only into the coefficients b of `holds` (their
-    own directions), so E-Net's correlations do not drag them along and the edit cannot use them.
+    hold_weight * 1/2 (l_o - l_o(w1))^2 on E-Net's logits l (probabilities saturate: a smile pushed from
+    0.6 to 0.997 would cost nothing to keep, and Adam's momentum carried it there), backpropagated only
+    into the coefficients b of `holds` (their own directions), so E-Net's correlations do not drag them
+    along and the edit cannot use them.
     Adam per face; a face stops once every edited s is past `goal` (1 - goal to remove); |a| is capped
     at `max_distance` so the search cannot leave the faces G-Net draws. `goals`: list of (E-Net output
     index, target 0/1). `strength` scales w2 - w1 afterwards (0 = w1, 1 = the goal, 2 = twice as far).
@@ -121,26 +123,27 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
         return w + (step[:, None] if w.ndim == 3 else step)
 
     def read(w):
+        """E-Net's logits of G(w)."""
         img = G.synthesize(w, resolution)
         if img.shape[-1] != E.resolution:
             img = torch.nn.functional.interpolate(img, size=(E.resolution, E.resolution), mode="area")
-        return torch.sigmoid(E(img).float())
+        return E(img).float()
 
     with torch.no_grad():
-        s_all0 = read(w1)
-    s0, held0 = s_all0[:, idx], s_all0[:, held_idx]
+        logits0 = read(w1)
+    s0, held0 = torch.sigmoid(logits0[:, idx]), logits0[:, held_idx]
     c = torch.zeros(len(w1), len(basis), device=dev)
     adam, used, rows = RowAdam(c), torch.zeros(len(w1), dtype=torch.long), torch.arange(len(w1))
     for _ in range(steps):
         cr = c[rows].requires_grad_(True)
-        s_all = read(shifted(cr, w1[rows]))
-        s = s_all[:, idx]
+        logits = read(shifted(cr, w1[rows]))
+        s = torch.sigmoid(logits[:, idx])
         keep = ~torch.where(t[rows] == 1, s >= goal, s <= 1 - goal).all(1).cpu()
         edit = (0.5 * (t[rows] - s).pow(2)).sum()
         (grad,) = torch.autograd.grad(edit, cr, retain_graph=bool(held_idx))
         grad = grad * is_move
         if held_idx:
-            hold = hold_weight * (0.5 * (s_all[:, held_idx] - held0[rows]).pow(2)).sum()
+            hold = hold_weight * (0.5 * (logits[:, held_idx] - held0[rows]).pow(2)).sum()
             grad = grad + torch.autograd.grad(hold, cr)[0] * (1 - is_move)
         rows, grad = rows[keep], grad[keep.to(dev)]
         if not len(rows):
@@ -151,7 +154,7 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     strength = torch.as_tensor(strength, dtype=torch.float32, device=dev).reshape(-1, 1)
     w2 = shifted(c * strength, w1)  # w1 + strength * step: any strength is a new decode, not a new search
     with torch.no_grad():
-        s1 = read(w2)[:, idx]
+        s1 = torch.sigmoid(read(w2)[:, idx])
     reached = torch.where(t == 1, s1 >= goal - 1e-6, s1 <= 1 - goal + 1e-6).all(1)
     return w2.detach(), {"s_before": s0.cpu(), "s_after": s1.cpu(), "reached": reached.cpu(), "steps": used,
                          "coefficients": c[:, :k].detach().cpu(), "step": (c @ basis).detach()}
