@@ -129,7 +129,7 @@ def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=No
 
 LOCALITY_RADIUS = 6.0  # W units, S32's reach (EditOptions.max_distance): where the tuned G-Net must stay editable
 LOCALITY_SEED = 1_000_003  # the random faces the locality term looks at: the same for every face and run
-LOCALITY_EVERY = 3  # its pass on every third step at 3x the weight: as editable, a third of its cost (EXPERIMENTS.md)
+LOCALITY_EVERY = 3  # its pass on every third step at 3x the weight: a third of its cost (docs/EXPERIMENTS.md)
 
 
 def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOptions.tune_lr,
