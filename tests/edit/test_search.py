@@ -114,7 +114,6 @@ def test_search_along_strength_and_distance_cap():
     assert capped[0, 0] == pytest.approx(-0.2) and not info["reached"][0]
 
 
-
 class UntiedG(LinearG):
     """LinearG without its tanh: the stripe keeps its contrast however bright the face."""
 

@@ -36,7 +36,7 @@ from faceattr.weights import load_classifier, load_generator
 
 DEBUG_SIZE = 128  # side of each tile of the debug strip
 STYLE_WORKING = 128  # MobileStyleGAN's S31 resolution (docs/EXPERIMENTS.md: fidelity and cost per resolution)
-STYLE_SEARCH = 64  # its S32 resolution: E-Net's own, at a third of 128 px's cost (docs/EXPERIMENTS.md)
+STYLE_SEARCH = 64  # its S32 resolution: the shipped E-Net's own, at a third of 128 px's cost (docs/EXPERIMENTS.md)
 GAIN_LADDER = (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5.0)
 
 
