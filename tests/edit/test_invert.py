@@ -143,10 +143,10 @@ def test_locality_term_keeps_other_latents_drawn_as_before(G):
     g = PatentGNet(G)
     target = G(torch.randn(1, Z, generator=torch.Generator().manual_seed(9)))
     start = torch.zeros(1, Z)
-    (free,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=0.0)
-    (kept,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=1.0)
+    (free,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=0.0, radius=6.0)
+    (kept,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=1.0, radius=6.0)
     away = torch.randn(16, Z, generator=torch.Generator().manual_seed(4))
-    probes = start + s31.LOCALITY_RADIUS * away / away.norm(dim=1, keepdim=True)
+    probes = start + 6.0 * away / away.norm(dim=1, keepdim=True)
     with torch.no_grad():
         drift_free, drift_kept = mse(free(probes, 16), g(probes, 16)), mse(kept(probes, 16), g(probes, 16))
         assert drift_kept.mean() < 0.6 * drift_free.mean()
@@ -160,3 +160,45 @@ def test_tuning_zero_steps_draws_what_g_net_draws(G):
     (same,), _ = s31.tune(g, z, G(z), 16, steps=0)
     with torch.no_grad():
         assert torch.equal(same(z, 16), g(z, 16))
+
+
+class TwoExits(nn.Module):
+    """A generator with an early exit: 8 px from its first layer alone, 16 px through both (as MobileStyleGAN's
+    heads): what S31's coarse-to-fine tuning needs. Records the resolution of every pass."""
+
+    name, latent_shape, native_resolution, default_truncation, z_dim = "toy", (Z,), 16, 1.0, Z
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.coarse, self.fine = nn.Linear(Z, 3 * 8 * 8), nn.Linear(3 * 8 * 8, 3 * 16 * 16)
+        self.passes = []
+
+    def tunable_parameters(self, resolution):
+        return {n: p for n, p in self.named_parameters() if resolution == 16 or n.startswith("coarse.")}
+
+    def sample_latents(self, n, truncation=None, seed=0):
+        return torch.randn(n, Z, generator=torch.Generator().manual_seed(seed))
+
+    def synthesize(self, w, resolution=16):
+        self.passes.append(resolution)
+        x = torch.tanh(self.coarse(w))
+        if resolution == 8:
+            return x.view(-1, 3, 8, 8)
+        return torch.tanh(self.fine(x)).view(-1, 3, 16, 16)
+
+    def forward(self, w, resolution=16):
+        return self.synthesize(w, resolution)
+
+
+def test_tuning_fits_at_half_the_resolution_first_where_an_early_exit_makes_that_cheaper():
+    g = TwoExits()
+    w = torch.randn(1, Z, generator=torch.Generator().manual_seed(1))
+    target = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.no_grad():
+        before = mse(g(w), target)
+    g.passes.clear()
+    (tuned,), info = s31.tune(g, w, target, 16, steps=9, lr=0.01, locality=0.0)
+    coarse = round(9 * s31.COARSE_SHARE)
+    assert g.passes == [8] * coarse + [16] * (9 - coarse) + [16]  # the last: the reported error
+    assert info["mse"] < 0.8 * before

@@ -13,6 +13,7 @@ prior term keeping ||z|| near sqrt(dim).
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from faceattr.edit.options import PATENT_DEFAULTS, EditOptions
@@ -127,39 +128,46 @@ def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=No
     return z[pick], {"mse": mse, "psnr": psnr(mse), "loss": loss[pick].cpu(), "restart": best.cpu(), "steps": steps}
 
 
-LOCALITY_RADIUS = 6.0  # W units, S32's reach (EditOptions.max_distance): where the tuned G-Net must stay editable
 LOCALITY_SEED = 1_000_003  # the random faces the locality term looks at: the same for every face and run
 LOCALITY_EVERY = 3  # its pass on every third step at 3x the weight: a third of its cost (docs/EXPERIMENTS.md)
+COARSE_SHARE = 2 / 3  # steps fitted at half the resolution first: as close a fit for 60% of the time (docs/EXPERIMENTS.md)
 
 
 def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOptions.tune_lr,
-         locality: float = EditOptions.tune_locality, valid=None, grey=None):
+         locality: float = EditOptions.tune_locality, radius: float = EditOptions.max_distance, valid=None, grey=None):
     """S31, second half (beyond the patent; pivotal tuning as in PTI, Roich et al. 2022): with each face's
     latent from `invert` held fixed, the weights that draw it at `resolution` (G.tunable_parameters) are
     fitted to that face by the patent's loss 1/2 mean (O - G(latent))^2 (Adam, each tensor's step `lr` times
-    its RMS), so G(latent) is this person and not a look-alike. PTI's locality term keeps the edits: every
-    LOCALITY_EVERY steps a latent LOCALITY_RADIUS from the face's towards a random face must still be drawn
-    as the untuned G-Net draws it, LOCALITY_EVERY * `locality` * 1/2 mean (G_tuned(w_r) - G(w_r))^2; without
-    it the tuned weights paint the photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md).
+    its RMS), so G(latent) is this person and not a look-alike. Coarse to fine, where G draws half the
+    resolution with fewer of those weights (an early exit): the first COARSE_SHARE of the steps compare
+    at half the resolution (O box-filtered), where a pass skips the costliest block.
+    PTI's locality term keeps the edits: every LOCALITY_EVERY steps a latent `radius` (S32's reach,
+    max_distance) from the face's towards a random face must still be drawn as the untuned G-Net draws it, LOCALITY_EVERY * `locality` *
+    1/2 mean (G_tuned(w_r) - G(w_r))^2 at that step's resolution; without it the tuned weights paint the
+    photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md).
     One face at a time: each gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1];
     latents (B, *shape); valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,),
-    psnr (B,) after tuning.
+    psnr (B,) after tuning at `resolution`.
     """
     shared = G.tunable_parameters(resolution)
     weights = None if valid is None else _pixel_weights(valid, target.device)
+    coarse = round(steps * COARSE_SHARE) if len(G.tunable_parameters(resolution // 2)) < len(shared) else 0
+    sizes = [resolution // 2 if k < coarse else resolution for k in range(steps)]
+    checks = list(range(0, steps, LOCALITY_EVERY)) if locality else []
     tuned, errors = [], []
     for i in range(len(target)):
         params = {n: p.detach().clone().requires_grad_(True) for n, p in shared.items()}
         g = Tuned(G, params)
-        w, o = latents[i:i + 1].detach(), target[i:i + 1].float()
-        weight = None if weights is None else weights[i:i + 1]
+        w = latents[i:i + 1].detach()
+        # the face and its pixel weights at each resolution (box filter: the weights' mean stays 1)
+        o = {r: F.avg_pool2d(target[i:i + 1].float(), resolution // r) for r in set(sizes) | {resolution}}
+        weight = {r: None if weights is None else F.avg_pool2d(weights[i:i + 1], resolution // r) for r in o}
         is_grey = grey is not None and bool(grey[i])
-        checks = range(0, steps, LOCALITY_EVERY) if locality else range(0)
         if checks:
             away = G.sample_latents(len(checks), truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w
-            ball = w + LOCALITY_RADIUS * away / away.norm(dim=-1, keepdim=True)  # per style row for W+
-            with torch.no_grad():
-                kept = torch.cat([G.synthesize(b[None], resolution) for b in ball])  # batch 1: see below
+            ball = w + radius * away / away.norm(dim=-1, keepdim=True)  # per style row for W+
+            with torch.no_grad():  # batch 1: see below
+                kept = [G.synthesize(b[None], sizes[k]) for b, k in zip(ball, checks)]
         # each tensor's step is `lr` times its own RMS: one lr for weights whose scales differ 100-fold
         opt = torch.optim.Adam([{"params": [p], "lr": lr * float(p.detach().square().mean().sqrt().clamp_min(1e-3))}
                                 for p in params.values()])
@@ -167,18 +175,17 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
         def drawn(img):
             return luminance(img) if is_grey else img
 
-        for k in range(steps):
-            opt.zero_grad(set_to_none=True)
-            (0.5 * sqdist(drawn(g.synthesize(w, resolution)), o, weight).sum()).backward()
+        for k, r in enumerate(sizes):
+            opt.zero_grad(set_to_none=True)  # weights unused at r get no gradient, and Adam leaves them
+            (0.5 * sqdist(drawn(g.synthesize(w, r)), o[r], weight[r]).sum()).backward()
             if k in checks:  # a second batch-1 pass: on this CPU one batch of 2 costs 3 of 1 (cache-bound)
-                j = k // LOCALITY_EVERY
-                (LOCALITY_EVERY * locality * 0.5 * sqdist(g.synthesize(ball[j:j + 1], resolution), kept[j:j + 1])
-                 .sum()).backward()
+                j = checks.index(k)
+                (LOCALITY_EVERY * locality * 0.5 * sqdist(g.synthesize(ball[j:j + 1], r), kept[j]).sum()).backward()
             opt.step()
         for p in params.values():
             p.requires_grad_(False)
         with torch.no_grad():
-            errors.append(sqdist(drawn(g.synthesize(w, resolution)), o, weight).cpu())
+            errors.append(sqdist(drawn(g.synthesize(w, resolution)), o[resolution], weight[resolution]).cpu())
         tuned.append(g)
     mse = torch.cat(errors)
     return tuned, {"mse": mse, "psnr": psnr(mse), "steps": steps}

@@ -201,6 +201,7 @@ class Editor:
             return None, None
         return s31.tune(self.G, latents, to_float(crops).to(self.device), self.resolution,
                         steps=self.options.tune_steps, lr=self.options.tune_lr, locality=self.options.tune_locality,
+                        radius=self.options.max_distance,
                         valid=None if valid is None else torch.from_numpy(np.asarray(valid, np.float32))[:, None],
                         grey=grey)
 
