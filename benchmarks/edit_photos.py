@@ -66,7 +66,7 @@ def patent_variants(args) -> dict:
 
 def stylegan_variants(args) -> dict:
     v = {"defaults": {"_encoder": True}}  # Editor() as `faceattr edit` runs it
-    v["hold0"] = {"_encoder": True, "hold_weight": 0.0}  # the other attributes not held
+    v["hold0"] = {"_encoder": True, "hold": False}  # the other attributes not held
     for reach in (3.0, 9.0):  # how far S32 may go along a direction (default 6)
         v[f"reach{reach:g}"] = {"_encoder": True, "max_distance": reach}
     v["face-mask"] = {"_encoder": True, "mask": "face"}

@@ -140,3 +140,11 @@ def test_search_along_holds_a_saturated_attribute_by_its_logit():
     with torch.no_grad():
         before, after = (E(G.synthesize(w, 16))[0, 1] for w in (w1, w2))
     assert before > 3.5 and abs(float(after - before)) < 1.0
+
+
+def test_search_along_without_the_hold_never_moves_the_held_directions():
+    G, E = LinearG(), ReadsLinearG()
+    w1 = torch.tensor([[0.0, 0.3, 0, 0]])
+    moves, holds = torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[0, 1.0, 0, 0]])
+    free, _ = s32.search_along(G, E, w1, [(0, 1)], moves, holds, steps=10, lr=0.1, resolution=16, hold=False)
+    assert torch.equal(free[:, 1:], w1[:, 1:])

@@ -26,7 +26,6 @@ RANGES = {
     "search_steps": (0, 500, True),
     "search_goal": (0.5, 1.0, False),
     "search_lr": (0.0, 10.0, False),
-    "hold_weight": (0.0, 100.0, True),
     "max_distance": (0.0, 50.0, False),
     "identity_weight": (0.0, 100.0, True),
     "prior_weight": (0.0, 100.0, True),
@@ -63,7 +62,7 @@ class EditOptions:
     search_steps: int | None = option(None, "S32 steps at most (per G-Net)")
     search_goal: float | None = option(None, "S32 stops once E-Net's s passes it (1 - it to remove) (per G-Net)")
     search_lr: float | None = option(None, "S32 Adam step (per G-Net)")
-    hold_weight: float = option(1.0, "S32 (MobileStyleGAN): keeps the attributes not edited at their E-Net scores")
+    hold: bool = option(True, "S32 (MobileStyleGAN): keeps the attributes not edited at their E-Net scores")
     max_distance: float = option(6.0, "S32 (MobileStyleGAN): farthest step along a direction, in W units")
     identity_weight: float = option(1.0, "S32 (patent G-Net): weight of staying close to G(z1)")
     prior_weight: float = option(0.1, "S31 and S32 (patent G-Net): keeps z on the prior's shell")

@@ -227,7 +227,7 @@ class Editor:
             held = [a for a in self.attr_names if a not in edited]
             moves, holds = self.directions.split(edited, held)
             return s32.search_along(G, self.E, latents, goals, moves.to(self.device), holds.to(self.device),
-                                    steps=o.search_steps, goal=o.search_goal, hold_weight=o.hold_weight,
+                                    steps=o.search_steps, goal=o.search_goal, hold=o.hold,
                                     lr=o.search_lr, max_distance=o.max_distance, resolution=self.search_resolution,
                                     strength=strength)
         names = [self.attr_names[i] for i, _ in goals]

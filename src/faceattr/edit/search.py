@@ -86,7 +86,7 @@ def search(G, E, z1, attr_index, target=None, steps=PATENT_DEFAULTS["search_step
 
 
 def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["search_steps"],
-                 goal=STYLEGAN_DEFAULTS["search_goal"], hold_weight=EditOptions.hold_weight,
+                 goal=STYLEGAN_DEFAULTS["search_goal"], hold=EditOptions.hold,
                  lr=STYLEGAN_DEFAULTS["search_lr"], max_distance=EditOptions.max_distance, resolution=128,
                  strength=1.0):
     """S32 along attribute directions (MobileStyleGAN): w2 = w1 + a @ moves + b @ holds.
@@ -96,10 +96,11 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     patent's S32 but only into the coefficients a of `moves` (the edited attributes' directions, made
     orthogonal to the others', (k, dim)): E-Net decides how far, its pooled direction which way. The
     attributes E-Net judges but the edit does not name (in `E.attr_names` order) keep their score by
-    hold_weight * 1/2 (l_o - l_o(w1))^2 on E-Net's logits l (probabilities saturate: a smile pushed from
+    1/2 (l_o - l_o(w1))^2 on E-Net's logits l (probabilities saturate: a smile pushed from
     0.6 to 0.997 would cost nothing to keep, and Adam's momentum carried it there), backpropagated only
     into the coefficients b of `holds` (their own directions), so E-Net's correlations do not drag them
-    along and the edit cannot use them.
+    along and the edit cannot use them. The hold is on or off (`hold`), not weighted: each coefficient gets
+    one of the two losses' gradients only, and Adam's step is blind to a gradient's scale.
     Adam per face; a face stops once every edited s is past `goal` (1 - goal to remove); |a| is capped
     at `max_distance` so the search cannot leave the faces G-Net draws. `goals`: list of (E-Net output
     index, target 0/1). `strength` scales w2 - w1 afterwards (0 = w1, 1 = the goal, 2 = twice as far).
@@ -111,7 +112,7 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     idx, t = _goals(goals, None, len(w1))
     t = t.to(dev)
     held_idx = [i for i in range(len(E.attr_names)) if i not in idx]
-    if holds is None or not held_idx or not hold_weight:
+    if holds is None or not held_idx or not hold:
         held_idx, holds = [], moves.new_zeros(0, moves.shape[1])
     basis = torch.cat([moves, holds]).to(dev, torch.float32)  # (k + m, dim)
     k = len(moves)
@@ -143,8 +144,8 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
         (grad,) = torch.autograd.grad(edit, cr, retain_graph=bool(held_idx))
         grad = grad * is_move
         if held_idx:
-            hold = hold_weight * (0.5 * (logits[:, held_idx] - held0[rows]).pow(2)).sum()
-            grad = grad + torch.autograd.grad(hold, cr)[0] * (1 - is_move)
+            kept = (0.5 * (logits[:, held_idx] - held0[rows]).pow(2)).sum()
+            grad = grad + torch.autograd.grad(kept, cr)[0] * (1 - is_move)
         rows, grad = rows[keep], grad[keep.to(dev)]
         if not len(rows):
             break
