@@ -130,7 +130,7 @@ def invert(G, target, steps=PATENT_DEFAULTS["invert_steps"], restarts=1, init=No
 
 LOCALITY_SEED = 1_000_003  # the random faces the locality term looks at: the same for every face and run
 LOCALITY_EVERY = 3  # its pass on every third step at 3x the weight: a third of its cost (docs/EXPERIMENTS.md)
-COARSE_SHARE = 2 / 3  # steps fitted at half the resolution first: as close a fit for 60% of the time (docs/EXPERIMENTS.md)
+COARSE_SHARE = 2 / 3  # the first steps at half the resolution: as close a fit in ~70% of the time (docs/EXPERIMENTS.md)
 
 
 def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOptions.tune_lr,
@@ -142,9 +142,9 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
     resolution with fewer of those weights (an early exit): the first COARSE_SHARE of the steps compare
     at half the resolution (O box-filtered), where a pass skips the costliest block.
     PTI's locality term keeps the edits: every LOCALITY_EVERY steps a latent `radius` (S32's reach,
-    max_distance) from the face's towards a random face must still be drawn as the untuned G-Net draws it, LOCALITY_EVERY * `locality` *
-    1/2 mean (G_tuned(w_r) - G(w_r))^2 at that step's resolution; without it the tuned weights paint the
-    photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md).
+    max_distance) from the face's towards a random face must still be drawn as the untuned G-Net draws
+    it, LOCALITY_EVERY * `locality` * 1/2 mean (G_tuned(w_r) - G(w_r))^2 at that step's resolution; without
+    it the tuned weights paint the photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md).
     One face at a time: each gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1];
     latents (B, *shape); valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,),
     psnr (B,) after tuning at `resolution`.
