@@ -148,3 +148,14 @@ def test_search_along_without_the_hold_never_moves_the_held_directions():
     moves, holds = torch.tensor([[1.0, 0, 0, 0]]), torch.tensor([[0, 1.0, 0, 0]])
     free, _ = s32.search_along(G, E, w1, [(0, 1)], moves, holds, steps=10, lr=0.1, resolution=16, hold=False)
     assert torch.equal(free[:, 1:], w1[:, 1:])
+
+
+def test_search_along_draws_at_e_nets_own_resolution_unless_told():
+    class Recording(LinearG):
+        def synthesize(self, w, resolution=16):
+            seen.append(resolution)
+            return super().synthesize(w, resolution)
+
+    seen = []
+    s32.search_along(Recording(), ReadsLinearG(), torch.zeros(1, 4), [(0, 1)], torch.tensor([[1.0, 0, 0, 0]]), steps=2)
+    assert set(seen) == {ReadsLinearG.resolution}

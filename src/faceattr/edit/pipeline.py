@@ -36,7 +36,6 @@ from faceattr.weights import load_classifier, load_generator
 
 DEBUG_SIZE = 128  # side of each tile of the debug strip
 STYLE_WORKING = 128  # MobileStyleGAN's S31 resolution (docs/EXPERIMENTS.md: fidelity and cost per resolution)
-STYLE_SEARCH = 64  # its S32 resolution: the shipped E-Net's own, at a third of 128 px's cost (docs/EXPERIMENTS.md)
 GAIN_LADDER = (1.0, 1.25, 1.5, 1.75, 2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 4.5, 5.0)
 
 
@@ -123,7 +122,8 @@ class Editor:
         self.E = (enet if isinstance(enet, torch.nn.Module) else load_classifier(enet)).to(self.device)
         self.attr_names = list(self.E.attr_names)
         self.resolution = STYLE_WORKING if self.stylegan else self.G.native_resolution
-        self.search_resolution = STYLE_SEARCH if self.stylegan else self.resolution
+        # S32 draws at E-Net's own resolution (shipped: 64 px, a third of 128 px's cost, as good; docs/EXPERIMENTS.md)
+        self.search_resolution = self.E.resolution if self.stylegan else self.resolution
         if not self.stylegan and self.E.resolution != self.resolution:
             raise FaceattrError(f"the E-Net takes {self.E.resolution} px faces but G-Net draws {self.resolution} px")
         self.encoder = self._encoder(encoder)

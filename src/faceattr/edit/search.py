@@ -87,13 +87,13 @@ def search(G, E, z1, attr_index, target=None, steps=PATENT_DEFAULTS["search_step
 
 def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["search_steps"],
                  goal=STYLEGAN_DEFAULTS["search_goal"], hold=EditOptions.hold,
-                 lr=STYLEGAN_DEFAULTS["search_lr"], max_distance=EditOptions.max_distance, resolution=128,
+                 lr=STYLEGAN_DEFAULTS["search_lr"], max_distance=EditOptions.max_distance, resolution=None,
                  strength=1.0):
     """S32 along attribute directions (MobileStyleGAN): w2 = w1 + a @ moves + b @ holds.
 
     The patent's loss, summed over the edited attributes: 1/2 (t - s)^2 with s = sigmoid(E(G(w))), G
-    drawing at `resolution` and E-Net reading it at its own, backpropagated to the input as in the
-    patent's S32 but only into the coefficients a of `moves` (the edited attributes' directions, made
+    drawing at `resolution` (None: E-Net's own) and E-Net reading it at its own, backpropagated to the
+    input as in the patent's S32 but only into the coefficients a of `moves` (the edited attributes' directions, made
     orthogonal to the others', (k, dim)): E-Net decides how far, its pooled direction which way. The
     attributes E-Net judges but the edit does not name (in `E.attr_names` order) keep their score by
     1/2 (l_o - l_o(w1))^2 on E-Net's logits l (probabilities saturate: a smile pushed from
@@ -125,7 +125,7 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
 
     def read(w):
         """E-Net's logits of G(w)."""
-        img = G.synthesize(w, resolution)
+        img = G.synthesize(w, resolution or E.resolution)
         if img.shape[-1] != E.resolution:
             img = torch.nn.functional.interpolate(img, size=(E.resolution, E.resolution), mode="area")
         return E(img).float()
