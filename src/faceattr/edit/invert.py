@@ -13,13 +13,12 @@ prior term keeping ||z|| near sqrt(dim).
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from faceattr.edit.options import PATENT_DEFAULTS, EditOptions
 from faceattr.edit.optim import bf16_autocast, descend, prior_penalty, sqdist
 from faceattr.errors import FaceattrError
-from faceattr.nets.generator import Tuned
+from faceattr.nets.generator import Tuned, resize
 
 
 def luminance(x):
@@ -160,8 +159,8 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
         g = Tuned(G, params)
         w = latents[i:i + 1].detach()
         # the face and its pixel weights at each resolution (box filter: the weights' mean stays 1)
-        o = {r: F.avg_pool2d(target[i:i + 1].float(), resolution // r) for r in set(sizes) | {resolution}}
-        weight = {r: None if weights is None else F.avg_pool2d(weights[i:i + 1], resolution // r) for r in o}
+        o = {r: resize(target[i:i + 1].float(), r) for r in set(sizes) | {resolution}}
+        weight = {r: None if weights is None else resize(weights[i:i + 1], r) for r in o}
         is_grey = grey is not None and bool(grey[i])
         if checks:
             away = G.sample_latents(len(checks), truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w
@@ -179,7 +178,7 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
             opt.zero_grad(set_to_none=True)  # weights unused at r get no gradient, and Adam leaves them
             (0.5 * sqdist(drawn(g.synthesize(w, r)), o[r], weight[r]).sum()).backward()
             if k in checks:  # a second batch-1 pass: on this CPU one batch of 2 costs 3 of 1 (cache-bound)
-                j = checks.index(k)
+                j = k // LOCALITY_EVERY
                 (LOCALITY_EVERY * locality * 0.5 * sqdist(g.synthesize(ball[j:j + 1], r), kept[j]).sum()).backward()
             opt.step()
         for p in params.values():

@@ -123,7 +123,7 @@ class Editor:
         self.attr_names = list(self.E.attr_names)
         self.resolution = STYLE_WORKING if self.stylegan else self.G.native_resolution
         # S32 draws at E-Net's own resolution (shipped: 64 px, a third of 128 px's cost, as good; docs/EXPERIMENTS.md)
-        self.search_resolution = self.E.resolution if self.stylegan else self.resolution
+        self.search_resolution = self.E.resolution
         if not self.stylegan and self.E.resolution != self.resolution:
             raise FaceattrError(f"the E-Net takes {self.E.resolution} px faces but G-Net draws {self.resolution} px")
         self.encoder = self._encoder(encoder)

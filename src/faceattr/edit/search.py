@@ -93,14 +93,14 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
 
     The patent's loss, summed over the edited attributes: 1/2 (t - s)^2 with s = sigmoid(E(G(w))), G
     drawing at `resolution` (None: E-Net's own) and E-Net reading it at its own, backpropagated to the
-    input as in the patent's S32 but only into the coefficients a of `moves` (the edited attributes' directions, made
-    orthogonal to the others', (k, dim)): E-Net decides how far, its pooled direction which way. The
-    attributes E-Net judges but the edit does not name (in `E.attr_names` order) keep their score by
-    1/2 (l_o - l_o(w1))^2 on E-Net's logits l (probabilities saturate: a smile pushed from
+    input as in the patent's S32 but only into the coefficients a of `moves` (the edited attributes'
+    directions, made orthogonal to the others', (k, dim)): E-Net decides how far, its pooled direction
+    which way. The attributes E-Net judges but the edit does not name (in `E.attr_names` order) keep
+    their score by 1/2 (l_o - l_o(w1))^2 on E-Net's logits l (probabilities saturate: a smile pushed from
     0.6 to 0.997 would cost nothing to keep, and Adam's momentum carried it there), backpropagated only
     into the coefficients b of `holds` (their own directions), so E-Net's correlations do not drag them
-    along and the edit cannot use them. The hold is on or off (`hold`), not weighted: each coefficient gets
-    one of the two losses' gradients only, and Adam's step is blind to a gradient's scale.
+    along and the edit cannot use them. The hold is on or off (`hold`), not weighted: each coefficient
+    gets one of the two losses' gradients only, and Adam's step is blind to a gradient's scale.
     Adam per face; a face stops once every edited s is past `goal` (1 - goal to remove); |a| is capped
     at `max_distance` so the search cannot leave the faces G-Net draws. `goals`: list of (E-Net output
     index, target 0/1). `strength` scales w2 - w1 afterwards (0 = w1, 1 = the goal, 2 = twice as far).
