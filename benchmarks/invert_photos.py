@@ -1,15 +1,17 @@
 """S31 on real photos, both G-Nets side by side (issue 18's bar): how well G(latent) reproduces the photo.
 
-    python benchmarks/invert_photos.py [--tune-steps 0,10,20,30,40] [--sheet docs/judge/inversion_sheet.png]
-        [--out docs/judge/bench_inversion.json]
+    python benchmarks/invert_photos.py [--tune-steps 0,10,20,30,40] [--attr Male=1]
+        [--sheet docs/judge/inversion_sheet.png] [--out docs/judge/bench_inversion.json]
 
 Photos: `faceattr.eval.edits.real_photos` (astronaut, one ORL photo per person, damefaces), the largest face
 of each aligned like the corpus. For each editor (the patent G-Net's defaults; MobileStyleGAN's defaults
-with each --tune-steps value): S31 exactly as `Editor.edit` runs it (`Editor.invert`, then `Editor.tune`),
+with each --tune-steps value): S31 exactly as `Editor.edit` runs it for the edit --attr (`Editor.invert`,
+then `Editor.tune`, whose locality term looks along that edit's direction),
 G(latent) decoded as S33 decodes it. Per editor: PSNR against the aligned photo at 64 px (both box-shrunk
 to 64 px, on the valid pixels; grey photos on grey values), SFace cosine between G(latent) and the photo
-(YuNet's landmarks in each crop; grey photos: G(latent) greyed), and the seconds of S31 for one photo and
-per batch of 8. The sheet: photo | patent G(z1) | MobileStyleGAN G(w1) at the last --tune-steps.
+(YuNet's landmarks in each crop; grey photos: G(latent) greyed), and the seconds of S31 (the latents and
+the tuned weights, as `Editor.edit` times its S31 stage) for one photo and per batch of 8, and the same
+with the decode of G(latent) at full resolution (S33's first step) added. The sheet: photo | patent G(z1) | MobileStyleGAN G(w1) at the last --tune-steps.
 """
 
 import argparse
@@ -22,6 +24,7 @@ from PIL import Image
 
 from faceattr.data.images import load_photo
 from faceattr.edit import align
+from faceattr.edit.options import parse_edits
 from faceattr.edit.pipeline import Editor, resize
 from faceattr.eval.edits import SFACE_SAME_PERSON, real_photos
 from faceattr.imaging import grid
@@ -55,28 +58,30 @@ class Identity:
         return self.emb.cosine(self.embed(a), self.embed(b))
 
 
-def s31(editor, crops, valid, grey):
-    """S31 as Editor.edit runs it -> G(latent) uint8 at the crops' size."""
+def s31(editor, crops, valid, grey, edits):
+    """S31 as Editor.edit runs it for `edits`, then G(latent) decoded as S33 decodes it -> (G(latent) uint8
+    at the crops' size, seconds of S31 (the latents and tuned weights), seconds with the decode)."""
+    t = time.perf_counter()
     z1, _ = editor.invert(crops, valid, grey)
-    generators, _ = editor.tune(crops, z1, valid, grey)
-    return editor.decode(z1, crops.shape[1], generators)
+    generators, _ = editor.tune(crops, z1, valid, grey, edits)
+    found = time.perf_counter() - t
+    g1 = editor.decode(z1, crops.shape[1], generators)
+    return g1, found, time.perf_counter() - t
 
 
-def measure(editor, found, identity, batch: int = 8) -> tuple[dict, np.ndarray]:
+def measure(editor, found, identity, edits, batch: int = 8) -> tuple[dict, np.ndarray]:
     """found: (photo, its largest face) of every photo with one."""
     jobs = [align.align(photo, face, editor.resolution) for photo, face in found]
     crops = np.stack([j.crop for j in jobs])
     valid = np.stack([j.valid for j in jobs])
     grey = [align.is_grey(c) for c in crops]
-    t = time.perf_counter()
-    s31(editor, crops[:1], valid[:1], grey[:1])
-    one = time.perf_counter() - t
+    _, one, one_decoded = s31(editor, crops[:1], valid[:1], grey[:1], edits)
     out, per_batch = [], []
     for lo in range(0, len(crops), batch):
-        t = time.perf_counter()
-        out.append(s31(editor, crops[lo:lo + batch], valid[lo:lo + batch], grey[lo:lo + batch]))
+        g1, seconds, decoded = s31(editor, crops[lo:lo + batch], valid[lo:lo + batch], grey[lo:lo + batch], edits)
+        out.append(g1)
         if lo + batch <= len(crops):
-            per_batch.append(time.perf_counter() - t)
+            per_batch.append((seconds, decoded))
     g1 = np.concatenate(out)
     g1 = np.stack([grey_of(g) if gr else g for g, gr in zip(g1, grey)])
     small_w = [cv2.resize(v.astype(np.float32), (COMPARE, COMPARE), interpolation=cv2.INTER_AREA) for v in valid]
@@ -85,8 +90,9 @@ def measure(editor, found, identity, batch: int = 8) -> tuple[dict, np.ndarray]:
     row = {"faces": len(crops), "psnr64_db_median": round(float(np.median(p)), 2),
            "psnr64_db_mean": round(float(np.mean(p)), 2), "sface_median": round(float(np.median(s)), 3),
            "sface_same_person": round(float(np.mean(np.array(s) >= SFACE_SAME_PERSON)), 3),
-           "seconds_one_photo": round(one, 2),
-           "seconds_batch8": round(float(np.median(per_batch)), 2) if per_batch else None,
+           "seconds_one_photo": round(one, 2), "seconds_one_photo_with_decode": round(one_decoded, 2),
+           "seconds_batch8": round(float(np.median([s for s, _ in per_batch])), 2) if per_batch else None,
+           "seconds_batch8_with_decode": round(float(np.median([d for _, d in per_batch])), 2) if per_batch else None,
            "psnr64_db": [round(v, 2) for v in p], "sface": [round(v, 3) for v in s]}
     return row, g1
 
@@ -94,6 +100,7 @@ def measure(editor, found, identity, batch: int = 8) -> tuple[dict, np.ndarray]:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tune-steps", default="0,10,20,40", help="MobileStyleGAN rows, comma-separated (the sheet: the last)")
+    p.add_argument("--attr", default="Male=1", help="the edit S31 runs for (NAME=0|1)")
     p.add_argument("--out", default="bench_inversion.json")
     p.add_argument("--sheet", help="contact sheet PNG: photo | patent G(z1) | MobileStyleGAN G(w1)")
     p.add_argument("--limit", type=int, help="only the first N photos")
@@ -106,7 +113,7 @@ def main():
     editors += [(f"mobilestylegan tune_steps={n}", dict(tune_steps=int(n))) for n in a.tune_steps.split(",")]
     for name, kw in editors:
         editor = Editor(**kw)
-        rows[name], g1 = measure(editor, found, identity)
+        rows[name], g1 = measure(editor, found, identity, parse_edits([a.attr]))
         print(name, json.dumps({k: v for k, v in rows[name].items() if not isinstance(v, list)}), flush=True)
         if name == "patent" or kw.get("tune_steps") == shown:
             sheet[name] = resize(g1, 128)

@@ -153,6 +153,23 @@ def test_locality_term_keeps_other_latents_drawn_as_before(G):
         assert mse(kept(start, 16), target) < 0.5 * mse(g(start, 16), target)
 
 
+def test_locality_along_the_edit_keeps_that_edit_drawn_as_before(G):
+    """With `toward` (the edit's directions) the term looks where the edit goes: latents near `radius`
+    along that direction drift less from the untuned G-Net than with the term's random faces."""
+    from faceattr.nets.generator import PatentGNet
+
+    g = PatentGNet(G)
+    target = G(torch.randn(1, Z, generator=torch.Generator().manual_seed(9)))
+    start = torch.zeros(1, Z)
+    d = torch.nn.functional.normalize(torch.randn(1, Z, generator=torch.Generator().manual_seed(5)), dim=1)
+    (random,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=1.0, radius=6.0)
+    (along,), _ = s31.tune(g, start, target, 16, steps=30, lr=0.01, locality=1.0, radius=6.0, toward=d)
+    probes = start + torch.tensor([[5.0], [6.0]]) * d
+    with torch.no_grad():
+        assert mse(along(probes, 16), g(probes, 16)).mean() < 0.5 * mse(random(probes, 16), g(probes, 16)).mean()
+        assert mse(along(start, 16), target) < 0.5 * mse(g(start, 16), target)
+
+
 def test_tuning_zero_steps_draws_what_g_net_draws(G):
     from faceattr.nets.generator import PatentGNet
 

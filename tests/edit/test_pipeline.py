@@ -441,6 +441,22 @@ def test_the_default_g_net_is_mobilestylegan_and_edits_the_head_only(astronaut, 
     assert np.array_equal(same.image, astronaut)
 
 
+def test_tuning_changes_what_s33_draws_not_where_s32_goes(astronaut, random_directions, monkeypatch):
+    """S32 searches the untuned G-Net (the space its directions describe); the tuned copies only draw the
+    result, and their locality term looks along the edit's own direction, signed towards its target."""
+    options = dict(encoder=False, directions=random_directions, invert_steps=0, search_steps=2, max_distance=3.0)
+    seen = []
+    tune = pipeline.s31.tune
+    monkeypatch.setattr(pipeline.s31, "tune", lambda *a, **k: seen.append(k["toward"]) or tune(*a, **k))
+    (tuned,) = pipeline.Editor(tune_steps=2, **options).edit([astronaut], {"Male": 0})
+    (plain,) = pipeline.Editor(tune_steps=0, **options).edit([astronaut], {"Male": 0})
+    assert tuned.faces[0]["latent_distance"] == pytest.approx(plain.faces[0]["latent_distance"], abs=1e-5)
+    assert not np.array_equal(tuned.image, plain.image)
+    (toward,) = seen
+    moves, _ = random_directions.split(["Male"], [])
+    torch.testing.assert_close(toward, -moves)
+
+
 def test_an_unwritable_output_is_refused_before_the_edit(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

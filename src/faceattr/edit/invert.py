@@ -133,7 +133,8 @@ COARSE_SHARE = 2 / 3  # the first steps at half the resolution: as close a fit i
 
 
 def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOptions.tune_lr,
-         locality: float = EditOptions.tune_locality, radius: float = EditOptions.max_distance, valid=None, grey=None):
+         locality: float = EditOptions.tune_locality, radius: float = EditOptions.max_distance, toward=None,
+         valid=None, grey=None):
     """S31, second half (beyond the patent; pivotal tuning as in PTI, Roich et al. 2022): with each face's
     latent from `invert` held fixed, the weights that draw it at `resolution` (G.tunable_parameters) are
     fitted to that face by the patent's loss 1/2 mean (O - G(latent))^2 (Adam, each tensor's step `lr` times
@@ -141,9 +142,11 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
     resolution with fewer of those weights (an early exit): the first COARSE_SHARE of the steps compare
     at half the resolution (O box-filtered), where a pass skips the costliest block.
     PTI's locality term keeps the edits: every LOCALITY_EVERY steps a latent `radius` (S32's reach,
-    max_distance) from the face's towards a random face must still be drawn as the untuned G-Net draws
-    it, LOCALITY_EVERY * `locality` * 1/2 mean (G_tuned(w_r) - G(w_r))^2 at that step's resolution; without
-    it the tuned weights paint the photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md).
+    max_distance) from the face's must still be drawn as the untuned G-Net draws it, LOCALITY_EVERY *
+    `locality` * 1/2 mean (G_tuned(w_r) - G(w_r))^2 at that step's resolution; without it the tuned weights
+    paint the photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md). Those latents lie
+    along `toward` (k, dim), the unit directions the edit will take, in turn (an edit's moves: where else
+    the tuned weights drew aged faces as textured masks), or, with None, towards random faces (PTI).
     One face at a time: each gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1];
     latents (B, *shape); valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,),
     psnr (B,) after tuning at `resolution`.
@@ -163,10 +166,16 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
         weight = {r: None if weights is None else resize(weights[i:i + 1], r) for r in o}
         is_grey = grey is not None and bool(grey[i])
         if checks:
-            away = G.sample_latents(len(checks), truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w
+            if toward is None:
+                away = G.sample_latents(len(checks), truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w
+            else:
+                away = toward.to(w.device, torch.float32)
+                away = away[:, None].expand(-1, *w.shape[1:-1], -1) if w.ndim == 3 else away
             ball = w + radius * away / away.norm(dim=-1, keepdim=True)  # per style row for W+
-            with torch.no_grad():  # batch 1: see below
-                kept = [G.synthesize(b[None], sizes[k]) for b, k in zip(ball, checks)]
+            kept = {}  # (point, resolution) -> the untuned drawing, each drawn once (batch 1: see below)
+            with torch.no_grad():
+                for key in {(j % len(ball), sizes[k]) for j, k in enumerate(checks)}:
+                    kept[key] = G.synthesize(ball[key[0]][None], key[1])
         # each tensor's step is `lr` times its own RMS: one lr for weights whose scales differ 100-fold
         opt = torch.optim.Adam([{"params": [p], "lr": lr * float(p.detach().square().mean().sqrt().clamp_min(1e-3))}
                                 for p in params.values()])
@@ -178,8 +187,8 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
             opt.zero_grad(set_to_none=True)  # weights unused at r get no gradient, and Adam leaves them
             (0.5 * sqdist(drawn(g.synthesize(w, r)), o[r], weight[r]).sum()).backward()
             if k in checks:  # a second batch-1 pass: on this CPU one batch of 2 costs 3 of 1 (cache-bound)
-                j = k // LOCALITY_EVERY
-                (LOCALITY_EVERY * locality * 0.5 * sqdist(g.synthesize(ball[j:j + 1], r), kept[j]).sum()).backward()
+                j = k // LOCALITY_EVERY % len(ball)
+                (LOCALITY_EVERY * locality * 0.5 * sqdist(g.synthesize(ball[j:j + 1], r), kept[j, r]).sum()).backward()
             opt.step()
         for p in params.values():
             p.requires_grad_(False)

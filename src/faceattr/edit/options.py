@@ -54,8 +54,8 @@ class EditOptions:
     invert_steps: int | None = option(None, "S31 steps (per G-Net)")
     invert_lr: float | None = option(None, "S31 Adam step (per G-Net)")
     restarts: int = option(1, "S31 starts per face; the best is kept")
-    tune_steps: int = option(0, "S31 steps fitting G-Net's own weights to each face around its latent (pivotal "
-                                "tuning: the inversion becomes the person; 0: off)")
+    tune_steps: int | None = option(None, "S31 steps fitting G-Net's own weights to each face around its latent "
+                                          "(pivotal tuning: the inversion becomes the person; 0: off) (per G-Net)")
     tune_lr: float = option(0.003, "S31 Adam step of that tuning, relative to each weight tensor's RMS")
     tune_locality: float = option(0.3, "S31: weight of keeping the tuned G-Net drawing other latents as before "
                                        "(PTI's locality term: keeps the edits; 0: off)")
@@ -101,9 +101,9 @@ class EditOptions:
 
 
 # Measured defaults per G-Net (docs/EXPERIMENTS.md).
-STYLEGAN_DEFAULTS = {"invert_steps": 0, "invert_lr": 0.03, "search_steps": 12, "search_goal": 0.9999,
-                     "search_lr": 0.6}
-PATENT_DEFAULTS = {"invert_steps": 200, "invert_lr": 0.2, "search_steps": 40, "search_goal": 0.995,
+STYLEGAN_DEFAULTS = {"invert_steps": 0, "invert_lr": 0.03, "tune_steps": 36, "search_steps": 12,
+                     "search_goal": 0.9999, "search_lr": 0.6}
+PATENT_DEFAULTS = {"invert_steps": 200, "invert_lr": 0.2, "tune_steps": 0, "search_steps": 40, "search_goal": 0.995,
                    "search_lr": 0.05}
 
 

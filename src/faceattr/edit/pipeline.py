@@ -7,9 +7,12 @@ cheaper per face than one at a time):
 
 Two G-Nets sit behind one interface (`nets.generator`), chosen by `gnet`:
 - MobileStyleGAN (default), the FFHQ generator that drew the corpus: S31 finds w1 in its W space (an
-  encoder's start, then the patent's loss), S32 descends the patent's loss along E-Net's pooled attribute
-  directions (`nets.directions`), S33 decodes both latents at the crop's own resolution and adds the
-  change G(w2) - G(w1) to the photo's pixels over the head (`redraw`: G(w2) itself where the change is large).
+  encoder's start, then the patent's loss) and fits a copy of G-Net's weights to each face around w1
+  (`tune`), S32 descends the patent's loss along E-Net's pooled attribute directions (`nets.directions`)
+  through the untuned G-Net, whose latent space those directions describe, S33 decodes both latents with
+  the face's tuned copy at the crop's own resolution and adds the change G(w2) - G(w1) to the photo's
+  pixels over the head (`redraw`: G(w2) itself where the change is large). As in PTI: the edit is found in
+  the generator's own space and drawn by the one fitted to the person (docs/EXPERIMENTS.md).
 - the patent's 64 px G-Net (`gnet="patent"` or a run's weights): S31 in z, S32 by E-Net's per-face
   gradient, S33 the change low-passed and amplified until E-Net reads the edit (`gains`).
 `replace=True` pastes G(z2) itself instead (the patent's literal S33), colour-matched through G(z1).
@@ -194,34 +197,39 @@ class Editor:
                              grey=None if grey is None else torch.tensor(list(grey)))
         return z.view(len(z), *self.G.latent_shape), info
 
-    def tune(self, crops: np.ndarray, latents, valid: np.ndarray | None = None, grey=None):
+    def tune(self, crops: np.ndarray, latents, valid: np.ndarray | None = None, grey=None, edits: dict | None = None):
         """S31's pivotal tuning: G-Net's weights fitted to each face around its latent (`s31.tune`), for
-        `tune_steps` -> (one generator per face, or None with tune_steps 0; info or None)."""
+        `tune_steps`; with `edits`, the locality term looks where S32 will go (each edited attribute's
+        direction, signed towards its target) -> (one generator per face, or None with tune_steps 0; info or None)."""
         if not self.options.tune_steps:
             return None, None
+        toward = None
+        if edits is not None and self.directions is not None:
+            goals = self.goals(edits)
+            edited = [self.attr_names[i] for i, _ in goals]
+            moves, _ = self.directions.split(edited, [])
+            toward = moves * torch.tensor([1.0 if t else -1.0 for _, t in goals])[:, None]
         return s31.tune(self.G, latents, to_float(crops).to(self.device), self.resolution,
                         steps=self.options.tune_steps, lr=self.options.tune_lr, locality=self.options.tune_locality,
-                        radius=self.options.max_distance,
+                        radius=self.options.max_distance, toward=toward,
                         valid=None if valid is None else torch.from_numpy(np.asarray(valid, np.float32))[:, None],
                         grey=grey)
 
-    def search(self, latents, edits: dict, strength=None, generators=None):
-        """S32: latents that add (1) or remove (0) each attribute of `edits` -> (latents2, info).
-        generators: one per face (from `tune`): each face searched through its own. On a CPU MobileStyleGAN
-        faces go one at a time: a batch of 8 costs 15 batches of 1 there (cache-bound; docs/EXPERIMENTS.md)."""
+    def search(self, latents, edits: dict, strength=None):
+        """S32: latents that add (1) or remove (0) each attribute of `edits` -> (latents2, info), through the
+        untuned G-Net (through the tuned copies it went further and kept the person less; docs/EXPERIMENTS.md).
+        On a CPU MobileStyleGAN faces go one at a time: a batch of 8 costs 15 batches of 1 there (cache-bound)."""
         goals, o = self.goals(edits), self.options
         strength = o.strength if strength is None else strength
-        if generators is None and self.stylegan and self.device.type == "cpu":
-            generators = [self.G] * len(latents)
-        if generators is not None:
+        if self.stylegan and self.device.type == "cpu":
             strength = torch.as_tensor(strength, dtype=torch.float32).reshape(-1).expand(len(latents))
-            parts = [self._search(g, latents[i:i + 1], goals, strength[i:i + 1]) for i, g in enumerate(generators)]
+            parts = [self._search(latents[i:i + 1], goals, strength[i:i + 1]) for i in range(len(latents))]
             latents2 = torch.cat([w for w, _ in parts])
             return latents2, {k: torch.cat([info[k] for _, info in parts]) for k in parts[0][1]}
-        return self._search(self.G, latents, goals, strength)
+        return self._search(latents, goals, strength)
 
-    def _search(self, G, latents, goals, strength):
-        o = self.options
+    def _search(self, latents, goals, strength):
+        G, o = self.G, self.options
         if self.stylegan:
             edited = [self.attr_names[i] for i, _ in goals]
             held = [a for a in self.attr_names if a not in edited]
@@ -350,10 +358,10 @@ class Editor:
         t = time.perf_counter()
         valid = np.stack([c.valid for _, c, _ in jobs])
         z1, inv = self.invert(crops, valid, grey)
-        generators, tuned = self.tune(crops, z1, valid, grey)
+        generators, tuned = self.tune(crops, z1, valid, grey, edits)
         stage("S32")
         t_invert, t = time.perf_counter() - t, time.perf_counter()
-        z2, found = self.search(z1, edits, strength, generators)
+        z2, found = self.search(z1, edits, strength)
         stage("S33")
         t_search, t = time.perf_counter() - t, time.perf_counter()
         size = max(align.native_size(c.face) for _, c, _ in jobs) if self.stylegan else self.resolution
