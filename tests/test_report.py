@@ -158,7 +158,7 @@ def random_directions(attrs):
 
 
 def test_both_g_nets_side_by_side_on_the_same_photos(inputs, tmp_path):
-    """MobileStyleGAN (its random-face files, random directions, 1 S32 step) beside the tiny patent G-Net,
+    """MobileStyleGAN (its random-face files, random directions, 2 tuning steps, 1 S32 step) beside the tiny patent G-Net,
     on two photos: per G-Net inversion and edits, one side-by-side table, each pair's sheet shows both."""
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -166,7 +166,7 @@ def test_both_g_nets_side_by_side_on_the_same_photos(inputs, tmp_path):
     shutil.copy(next((inputs / "photos").glob("s*.png")), photos)
     plan = report.Plan(n=8, enet_faces=None, invert_faces=2, photos=None,
                        editor={"patent": {"invert_steps": 2, "search_steps": 2},
-                               "mobilestylegan": {"invert_steps": 0, "search_steps": 1}})
+                               "mobilestylegan": {"invert_steps": 0, "tune_steps": 2, "search_steps": 1}})
     out = tmp_path / "out"
     m = report.build_report(out, photos=photos, gnet=inputs / "gnet.safetensors", enet=inputs / "enet.safetensors",
                             encoder=False, directions=random_directions(["Male", "Young"]), plan=plan, log=lambda s: None)
