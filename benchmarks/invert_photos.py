@@ -11,7 +11,8 @@ G(latent) decoded as S33 decodes it. Per editor: PSNR against the aligned photo 
 to 64 px, on the valid pixels; grey photos on grey values), SFace cosine between G(latent) and the photo
 (YuNet's landmarks in each crop; grey photos: G(latent) greyed), and the seconds of S31 (the latents and
 the tuned weights, as `Editor.edit` times its S31 stage) for one photo and per batch of 8, and the same
-with the decode of G(latent) at full resolution (S33's first step) added. The sheet: photo | patent G(z1) | MobileStyleGAN G(w1) at the last --tune-steps.
+with the decode of G(latent) at full resolution (S33's first step) added. The sheet: photo | patent G(z1) |
+MobileStyleGAN G(w1) at the last --tune-steps.
 """
 
 import argparse

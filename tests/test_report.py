@@ -158,8 +158,9 @@ def random_directions(attrs):
 
 
 def test_both_g_nets_side_by_side_on_the_same_photos(inputs, tmp_path):
-    """MobileStyleGAN (its random-face files, random directions, 2 tuning steps, 1 S32 step) beside the tiny patent G-Net,
-    on two photos: per G-Net inversion and edits, one side-by-side table, each pair's sheet shows both."""
+    """MobileStyleGAN (its random-face files, random directions, 2 tuning steps, 1 S32 step) beside the tiny
+    patent G-Net, on two photos: per G-Net inversion and edits, one side-by-side table, each pair's sheet
+    shows both."""
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(inputs / "photos" / "astronaut.jpg", photos)
