@@ -10,7 +10,7 @@ from faceattr.nets.directions import Directions
 from faceattr.train.directions import corpus_files, fit
 
 
-def test_moves_are_unit_and_orthogonal_to_every_other_attribute():
+def test_moves_are_orthogonal_to_every_other_attribute_and_unit_without_a_corpus():
     d = Directions(["A", "B", "C"], dim=6)
     d.vectors.copy_(torch.nn.functional.normalize(torch.randn(3, 6, generator=torch.Generator().manual_seed(0)), dim=1))
     moves, holds = d.split(["A", "C"], ["B"])
@@ -20,6 +20,16 @@ def test_moves_are_unit_and_orthogonal_to_every_other_attribute():
     torch.testing.assert_close(holds, d.vectors[[1]])
     with pytest.raises(FaceattrError, match="cover A, B, C, not Bald"):
         d.split(["Bald"], [])
+
+
+def test_moves_and_holds_are_one_corpus_standard_deviation_long():
+    gen = torch.Generator().manual_seed(2)
+    w = torch.randn(20000, 3, generator=gen) * torch.tensor([3.0, 1.0, 0.5])
+    d, _ = fit(w, (w > 0).float(), ["A", "B", "C"], l2=1e-4, holdout=0.2)
+    moves, holds = d.split(["A", "C"], ["B"])
+    torch.testing.assert_close(moves.norm(dim=1), torch.tensor([3.0, 0.5]), rtol=0.03, atol=0)
+    torch.testing.assert_close(holds.norm(dim=1), torch.tensor([1.0]), rtol=0.03, atol=0)
+    torch.testing.assert_close((w @ (moves / moves.norm(dim=1, keepdim=True)).T).std(0), moves.norm(dim=1))
 
 
 def test_fit_recovers_a_planted_direction():
@@ -35,10 +45,12 @@ def test_fit_recovers_a_planted_direction():
 def test_directions_file_round_trip(tmp_path):
     d = Directions(["A", "B"], dim=4)
     d.vectors.copy_(torch.eye(4)[:2])
+    d.covariance.mul_(4.0)
     path = tmp_path / "d.safetensors"
     weights.save(d, path, "directions", d.net_config(), half=False)
     back = weights.load_directions(path)
     assert back.attr_names == ["A", "B"] and torch.equal(back.vectors, d.vectors)
+    assert torch.equal(back.covariance, d.covariance)
     with pytest.raises(FaceattrError, match="holds 'directions' weights, expected 'enet'"):
         weights.load(path, "enet")
 

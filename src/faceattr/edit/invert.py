@@ -141,12 +141,12 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
     its RMS), so G(latent) is this person and not a look-alike. Coarse to fine, where G draws half the
     resolution with fewer of those weights (an early exit): the first COARSE_SHARE of the steps compare
     at half the resolution (O box-filtered), where a pass skips the costliest block.
-    PTI's locality term keeps the edits: every LOCALITY_EVERY steps a latent `radius` (S32's reach,
-    max_distance) from the face's must still be drawn as the untuned G-Net draws it, LOCALITY_EVERY *
-    `locality` * 1/2 mean (G_tuned(w_r) - G(w_r))^2 at that step's resolution; without it the tuned weights
-    paint the photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md). Those latents lie
-    along `toward` (k, dim), the unit directions the edit will take, in turn (an edit's moves: where else
-    the tuned weights drew aged faces as textured masks), or, with None, towards random faces (PTI).
+    PTI's locality term keeps the edits: every LOCALITY_EVERY steps a latent w + `radius` * step (S32's
+    reach, max_distance) must still be drawn as the untuned G-Net draws it, LOCALITY_EVERY * `locality` *
+    1/2 mean (G_tuned(w_r) - G(w_r))^2 at that step's resolution; without it the tuned weights paint the
+    photo whatever the latent, and S32's moves fade (docs/EXPERIMENTS.md). The steps are the rows of
+    `toward` (k, dim), the edit's moves in S32's units, in turn (where else the tuned weights drew aged
+    faces as textured masks), or, with None, unit steps towards random faces (PTI).
     One face at a time: each gets its own weights; `G` itself never changes. target (B, 3, R, R) in [-1, 1];
     latents (B, *shape); valid and grey as in `invert`. -> [Tuned generator per face] and info: mse (B,),
     psnr (B,) after tuning at `resolution`.
@@ -168,10 +168,11 @@ def tune(G, latents, target, resolution: int, steps: int, lr: float = EditOption
         if checks:
             if toward is None:
                 away = G.sample_latents(len(checks), truncation=1.0, seed=LOCALITY_SEED).to(w.device) - w
+                away = away / away.norm(dim=-1, keepdim=True)  # per style row for W+
             else:
                 away = toward.to(w.device, torch.float32)
                 away = away[:, None].expand(-1, *w.shape[1:-1], -1) if w.ndim == 3 else away
-            ball = w + radius * away / away.norm(dim=-1, keepdim=True)  # per style row for W+
+            ball = w + radius * away
             kept = {}  # (point, resolution) -> the untuned drawing, each drawn once (batch 1: see below)
             with torch.no_grad():
                 for key in {(j % len(ball), sizes[k]) for j, k in enumerate(checks)}:

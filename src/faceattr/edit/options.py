@@ -63,7 +63,8 @@ class EditOptions:
     search_goal: float | None = option(None, "S32 stops once E-Net's s passes it (1 - it to remove) (per G-Net)")
     search_lr: float | None = option(None, "S32 Adam step (per G-Net)")
     hold: bool = option(True, "S32 (MobileStyleGAN): keeps the attributes not edited at their E-Net scores")
-    max_distance: float = option(6.0, "S32 (MobileStyleGAN): farthest step along a direction, in W units")
+    max_distance: float = option(5.0, "S32 (MobileStyleGAN): farthest step along a direction, in standard "
+                                      "deviations of the corpus faces' latents along it")
     identity_weight: float = option(1.0, "S32 (patent G-Net): weight of staying close to G(z1)")
     prior_weight: float = option(0.1, "S31 and S32 (patent G-Net): keeps z on the prior's shell")
     feature_weight: float = option(0.0, "S31 (patent G-Net): weight of the D-Net feature loss (needs `features`)")
@@ -102,7 +103,7 @@ class EditOptions:
 
 # Measured defaults per G-Net (docs/EXPERIMENTS.md).
 STYLEGAN_DEFAULTS = {"invert_steps": 0, "invert_lr": 0.03, "tune_steps": 36, "search_steps": 12,
-                     "search_goal": 0.9999, "search_lr": 0.6}
+                     "search_goal": 0.9999, "search_lr": 0.5}
 PATENT_DEFAULTS = {"invert_steps": 200, "invert_lr": 0.2, "tune_steps": 0, "search_steps": 40, "search_goal": 0.995,
                    "search_lr": 0.05}
 

@@ -66,10 +66,11 @@ def fit_direction(w: torch.Tensor, y: torch.Tensor, l2: float) -> tuple[torch.Te
 
 def fit(latents: torch.Tensor, verdicts: torch.Tensor, attr_names, l2: float, holdout: float):
     """latents (N, dim) centred on the mean style, verdicts (N, A) 0/1 -> (Directions, held-out accuracy
-    per attribute)."""
+    per attribute); the directions carry the latents' covariance (S32's unit of step)."""
     n_fit = int(len(latents) * (1 - holdout))
     w = latents.double()
     d = Directions(attr_names, latents.shape[1])
+    d.covariance.copy_(torch.cov(w.T).float())
     accuracy = {}
     for i, name in enumerate(attr_names):
         y = verdicts[:, i].double()
@@ -78,6 +79,11 @@ def fit(latents: torch.Tensor, verdicts: torch.Tensor, attr_names, l2: float, ho
         accuracy[name] = round(float(held), 4)
         d.vectors[i] = (beta / beta.norm()).float()
     return d, accuracy
+
+
+def spread(d: Directions) -> dict[str, float]:
+    """The length of each attribute's move (`Directions.split`): the corpus's standard deviation along it."""
+    return {a: round(float(d.split([a], [])[0].norm()), 3) for a in d.attr_names}
 
 
 def train(cfg: DirectionsConfig) -> Path:
@@ -95,10 +101,12 @@ def train(cfg: DirectionsConfig) -> Path:
             verdicts.append((E(to_float(faces)) > 0).float())
     d, accuracy = fit(w, torch.cat(verdicts), E.attr_names, cfg.l2, cfg.holdout)
     card = {"what": "S32 attribute directions in MobileStyleGAN's W (unit normals of logistic regressions "
-                    "of E-Net's verdicts on corpus latents)",
+                    "of E-Net's verdicts on corpus latents) and the latents' covariance",
             "data": f"{len(seeds)} faces of {cfg.data} (seeds {seeds[0]}-{seeds[-1]}), latents from their seeds",
             "enet": cfg.enet or "shipped", "l2": cfg.l2,
             "held-out accuracy": f"{accuracy} on the last {cfg.holdout:.0%} of the faces",
+            "spread": f"{spread(d)}: the corpus latents' standard deviation along each attribute's move, in W "
+                      "units (S32's unit of step)",
             "command": f"faceattr train directions --data {cfg.data} --out {cfg.out} --n {cfg.n}"}
     weights.save(d, cfg.out, "directions", d.net_config(), half=False, card=card)
     write_text(Path(cfg.out).with_suffix(".md"), "# S32 attribute directions (MobileStyleGAN W)\n\n"
