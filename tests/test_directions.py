@@ -1,8 +1,11 @@
 """S32's attribute directions: the split into orthogonal moves and holds (nets.directions), the fit from
 verdicts (train.directions) and their file round trip (weights)."""
 
+import json
+
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from faceattr import weights
 from faceattr.errors import FaceattrError
@@ -53,6 +56,15 @@ def test_directions_file_round_trip(tmp_path):
     assert torch.equal(back.covariance, d.covariance)
     with pytest.raises(FaceattrError, match="holds 'directions' weights, expected 'enet'"):
         weights.load(path, "enet")
+
+
+def test_directions_file_without_a_covariance_is_refused_in_one_line(tmp_path):
+    d = Directions(["A", "B"], dim=4)
+    path = tmp_path / "old.safetensors"
+    save_file({"vectors": d.vectors}, str(path), metadata={"kind": "directions", "config": json.dumps(d.net_config()),
+                                                         "card": "{}"})
+    with pytest.raises(FaceattrError, match="no corpus covariance.*rerun `faceattr train directions`"):
+        weights.load_directions(path)
 
 
 def test_a_corpus_not_named_by_seed_is_refused(tmp_path):

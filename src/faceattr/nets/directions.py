@@ -31,6 +31,12 @@ class Directions(nn.Module):
     def net_config(self) -> dict:
         return {"attr_names": self.attr_names, "dim": self.dim, "gnet": self.gnet}
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        if strict and "covariance" not in state_dict:  # files of the W-unit steps: their reach would change
+            raise RuntimeError("no corpus covariance: made before S32 stepped in corpus standard deviations; "
+                               "rerun `faceattr train directions`")
+        return super().load_state_dict(state_dict, strict, assign)
+
     def split(self, edited, held) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (moves (len(edited), dim): each edited attribute's direction made orthogonal to every other
         attribute's; holds (len(held), dim): the `held` attributes' own directions, in that order), each
