@@ -1,11 +1,8 @@
 """S32's attribute directions: the split into orthogonal moves and holds (nets.directions), the fit from
 verdicts (train.directions) and their file round trip (weights)."""
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from faceattr import weights
 from faceattr.errors import FaceattrError
@@ -59,10 +56,10 @@ def test_directions_file_round_trip(tmp_path):
 
 
 def test_directions_file_without_a_covariance_is_refused_in_one_line(tmp_path):
-    d = Directions(["A", "B"], dim=4)
+    d, old = Directions(["A", "B"], dim=4), torch.nn.Module()
+    old.register_buffer("vectors", d.vectors)
     path = tmp_path / "old.safetensors"
-    save_file({"vectors": d.vectors}, str(path), metadata={"kind": "directions", "config": json.dumps(d.net_config()),
-                                                         "card": "{}"})
+    weights.save(old, path, "directions", d.net_config(), half=False)
     with pytest.raises(FaceattrError, match="no corpus covariance.*rerun `faceattr train directions`"):
         weights.load_directions(path)
 

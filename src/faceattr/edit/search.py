@@ -104,7 +104,8 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     Adam per face; a face stops once every edited s is past `goal` (1 - goal to remove); |a| is capped
     at `max_distance` so the search cannot leave the faces G-Net draws. a, b, `lr` and `max_distance` are
     in the length of the rows of `moves` and `holds` (`Directions.split`: the corpus's standard deviation).
-    `goals`: list of (E-Net output index, target 0/1). `strength` scales w2 - w1 afterwards (0 = w1, 1 = the goal, 2 = twice as far).
+    `goals`: list of (E-Net output index, target 0/1). `strength` scales w2 - w1 afterwards (0 = w1,
+    1 = the goal, 2 = twice as far).
     w1: (N, dim) W or (N, rows, dim) W+ (the step is added to every row).
     -> w2 and info: s_before, s_after (N, A) of the edited attributes, reached (N,), steps (N,),
     coefficients (N, k), step (N, dim): the move at strength 1.
