@@ -142,6 +142,23 @@ def test_search_along_holds_a_saturated_attribute_by_its_logit():
     assert before > 3.5 and abs(float(after - before)) < 1.0
 
 
+class CeilingE(ReadsLinearG):
+    """A's logit tops out near 5 and sinks slowly the wrong way (brighter) but steeply the right way (darker
+    than -0.2): a face at E-Net's ceiling, where the local gradient points away from the boundary."""
+
+    def forward(self, x):
+        b = x.mean((1, 2, 3))
+        a = torch.where(b >= -0.2, 5 - 0.5 * b, 5.1 - 20 * (-0.2 - b))
+        return torch.stack([a, torch.zeros_like(a)], 1)
+
+
+def test_search_along_moves_towards_the_target_whatever_the_local_gradient():
+    w1, moves = torch.zeros(1, 4), torch.tensor([[1.0, 0, 0, 0]])
+    w2, info = s32.search_along(UntiedG(), CeilingE(), w1, [(0, 0)], moves, steps=40, goal=0.9, lr=0.1,
+                                resolution=16, max_distance=2.0)
+    assert info["coefficients"][0, 0] < -0.2 and info["reached"][0]  # the gradient alone went brighter
+
+
 def test_search_along_without_the_hold_never_moves_the_held_directions():
     G, E = LinearG(), ReadsLinearG()
     w1 = torch.tensor([[0.0, 0.3, 0, 0]])

@@ -94,10 +94,11 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     The patent's loss, summed over the edited attributes: 1/2 (t - s)^2 with s = sigmoid(E(G(w))), G
     drawing at `resolution` (None: E-Net's own) and E-Net reading it at its own, backpropagated to the
     input as in the patent's S32 but only into the coefficients a of `moves` (the edited attributes'
-    directions, made orthogonal to the others', (k, dim)): E-Net decides how far, its pooled direction
-    which way. The attributes E-Net judges but the edit does not name (in `E.attr_names` order) keep
-    their score by 1/2 (l_o - l_o(w1))^2 on E-Net's logits l (probabilities saturate: a smile pushed from
-    0.6 to 0.997 would cost nothing to keep, and Adam's momentum carried it there), backpropagated only
+    directions, made orthogonal to the others', (k, dim)): E-Net decides how far (the size of a's
+    gradient), its pooled direction which way (a only moves towards the target). The attributes E-Net
+    judges but the edit does not name (in `E.attr_names` order) keep their score by 1/2 (l_o - l_o(w1))^2
+    on E-Net's logits l (probabilities saturate: a smile pushed from 0.6 to 0.997 would cost nothing to
+    keep, and Adam's momentum carried it there), backpropagated only
     into the coefficients b of `holds` (their own directions), so E-Net's correlations do not drag them
     along and the edit cannot use them. The hold is on or off (`hold`), not weighted: each coefficient
     gets one of the two losses' gradients only, and Adam's step is blind to a gradient's scale.
@@ -144,7 +145,9 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
         keep = ~torch.where(t[rows] == 1, s >= goal, s <= 1 - goal).all(1).cpu()
         edit = (0.5 * (t[rows] - s).pow(2)).sum()
         (grad,) = torch.autograd.grad(edit, cr, retain_graph=bool(held_idx))
-        grad = grad * is_move
+        # the size of each move's step from E-Net, its sign from the target: on a face at E-Net's ceiling the
+        # gradient can point away from the boundary, and the search then went the wrong way (docs/EXPERIMENTS.md)
+        grad = torch.cat([-(2 * t[rows] - 1) * grad[:, :k].abs(), torch.zeros_like(grad[:, k:])], 1)
         if held_idx:
             kept = (0.5 * (logits[:, held_idx] - held0[rows]).pow(2)).sum()
             grad = grad + torch.autograd.grad(kept, cr)[0] * (1 - is_move)
