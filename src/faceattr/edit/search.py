@@ -98,10 +98,10 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
     gradient), its pooled direction which way (a only moves towards the target). The attributes E-Net
     judges but the edit does not name (in `E.attr_names` order) keep their score by 1/2 (l_o - l_o(w1))^2
     on E-Net's logits l (probabilities saturate: a smile pushed from 0.6 to 0.997 would cost nothing to
-    keep, and Adam's momentum carried it there), backpropagated only
-    into the coefficients b of `holds` (their own directions), so E-Net's correlations do not drag them
-    along and the edit cannot use them. The hold is on or off (`hold`), not weighted: each coefficient
-    gets one of the two losses' gradients only, and Adam's step is blind to a gradient's scale.
+    keep, and Adam's momentum carried it there), backpropagated only into the coefficients b of `holds`
+    (their own directions), so E-Net's correlations do not drag them along and the edit cannot use them.
+    The hold is on or off (`hold`), not weighted: each coefficient gets one of the two losses' gradients
+    only, and Adam's step is blind to a gradient's scale.
     Adam per face; a face stops once every edited s is past `goal` (1 - goal to remove); |a| is capped
     at `max_distance` so the search cannot leave the faces G-Net draws. a, b, `lr` and `max_distance` are
     in the length of the rows of `moves` and `holds` (`Directions.split`: the corpus's standard deviation).
@@ -119,7 +119,6 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
         held_idx, holds = [], moves.new_zeros(0, moves.shape[1])
     basis = torch.cat([moves, holds]).to(dev, torch.float32)  # (k + m, dim)
     k = len(moves)
-    is_move = (torch.arange(len(basis), device=dev) < k).float()
 
     def shifted(c, w):
         c = torch.cat([c[:, :k].clamp(-max_distance, max_distance), c[:, k:]], 1)
@@ -150,7 +149,7 @@ def search_along(G, E, w1, goals, moves, holds=None, steps=STYLEGAN_DEFAULTS["se
         grad = torch.cat([-(2 * t[rows] - 1) * grad[:, :k].abs(), torch.zeros_like(grad[:, k:])], 1)
         if held_idx:
             kept = (0.5 * (logits[:, held_idx] - held0[rows]).pow(2)).sum()
-            grad = grad + torch.autograd.grad(kept, cr)[0] * (1 - is_move)
+            grad[:, k:] = torch.autograd.grad(kept, cr)[0][:, k:]
         rows, grad = rows[keep], grad[keep.to(dev)]
         if not len(rows):
             break
