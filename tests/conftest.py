@@ -1,9 +1,11 @@
 """Shared fixtures: tiny face-like corpora the tests make themselves (no ../shared, no network)."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -52,9 +54,31 @@ def synth_faces(tmp_path_factory):
     return out / "img_align_celeba"
 
 
+def torchrun(script, tmp_path) -> None:
+    """Run `script` under `torchrun --standalone --nproc_per_node 2`, one thread a rank. A run whose first
+    failing rank was killed by a signal (exitcode -N) is retried once, with a warning: that is native code
+    dying (issue 22.5: a rank-1 SIGABRT seen once in ten full suites, never in 273 loop runs beside busy
+    processes); a project error exits 1 and fails at once. A failed run keeps its whole output in tmp_path."""
+    for attempt in (1, 2):
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                            str(script)], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if r.returncode == 0:
+            return
+        log = tmp_path / f"torchrun{attempt}.log"  # all of it: torchrun's summary can push an abort out of a tail
+        log.write_text(f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}")
+        # the first rank to fail; torchrun then stops the other with SIGTERM, whatever the cause
+        cause = re.search(r"Root Cause.*?exitcode\s*:\s*(-?\d+)", r.stderr, re.S)
+        if cause is None or int(cause[1]) >= 0 or attempt == 2:
+            aborts = [x for x in r.stderr.splitlines() if any(k in x for k in ("terminate", "Abort", "SIG"))]
+            pytest.fail(f"torchrun exited {r.returncode} (attempt {attempt}); full output in {log}; lines naming "
+                        f"an abort: {aborts[:5]}\n{r.stderr[-3000:]}")
+        warnings.warn(f"a rank died by signal {-int(cause[1])} (native code, not a project error: issue 22.5); "
+                      f"retried once; first output in {log}")
+
+
 @pytest.fixture
 def two_processes(tmp_path):
-    """Run a training under `torchrun --standalone --nproc_per_node 2` and check that both processes
+    """Run a training under `torchrun` (two processes, see `torchrun`) and check that both processes
     end with the same, changed weights. Call with `setup` (code that builds a Trainer `t`) and `nets`
     (its trained modules, e.g. "t.g, t.d"); returns the number of steps run."""
 
@@ -68,14 +92,7 @@ def two_processes(tmp_path):
             t.run()  # ends by leaving the process group, as a user's run does
             torch.save({{"weights": flat(), "steps": t.step}}, {str(tmp_path)!r} + f"/after{{rank}}.pt")
         """))
-        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                            str(script)], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        if r.returncode != 0:  # keep all of it: torchrun's summary can push a rank's abort out of a short tail
-            log = tmp_path / "torchrun.log"
-            log.write_text(f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}")
-            aborts = [x for x in r.stderr.splitlines() if any(k in x for k in ("terminate", "Abort", "SIG"))]
-            pytest.fail(f"torchrun exited {r.returncode}; full output in {log}; lines naming an abort: "
-                        f"{aborts[:5]}\n{r.stderr[-3000:]}")
+        torchrun(script, tmp_path)
         before = [torch.load(tmp_path / f"before{r}.pt") for r in range(2)]
         after = [torch.load(tmp_path / f"after{r}.pt") for r in range(2)]
         assert torch.equal(before[0], before[1]), "ranks started from different weights"
