@@ -496,6 +496,21 @@ def test_the_page_slider_re_renders_a_finished_edit(style_pool, png, tmp_path):
         browser.close()
 
 
+def test_a_re_render_that_fails_in_the_worker_is_a_one_line_500(style_pool, jpeg, monkeypatch):
+    """A bug in the worker's re-render (the worker logs it and stays up) reaches the page as JSON, not a bare 500."""
+    from faceattr.serve.pool import RenderFailed
+
+    def failing(job, strength):
+        raise RenderFailed("the re-render failed unexpectedly (the server log has the details)")
+
+    with TestClient(create_app(style_pool, max_upload=MAX_UPLOAD)) as client:
+        job = post(client, "/v1/jobs", jpeg).json()["id"]
+        assert wait(client, job)["state"] == "done"
+        monkeypatch.setattr(style_pool, "render", failing)
+        r = client.post(f"/v1/jobs/{job}/render", data={"strength": "0.5"})
+        assert r.status_code == 500 and r.json()["detail"].count("\n") == 0 and "server log" in r.json()["detail"]
+
+
 def test_the_patent_g_net_cannot_re_render(client, jpeg):
     job = post(client, "/v1/jobs", jpeg).json()["id"]
     assert wait(client, job)["state"] == "done"

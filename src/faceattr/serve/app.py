@@ -25,7 +25,7 @@ from PIL import Image
 
 from faceattr.edit.options import MAX_STRENGTH
 from faceattr.errors import FaceattrError
-from faceattr.serve.pool import Busy, EditPool, Gone, Job, NoWorker
+from faceattr.serve.pool import Busy, EditPool, Gone, Job, NoWorker, RenderFailed
 
 FORM_OVERHEAD = 64 * 1024  # multipart framing and the text fields, on top of the photo
 WEB = Path(str(resources.files("faceattr") / "serve" / "web"))
@@ -259,6 +259,8 @@ def create_app(pool: EditPool, max_upload: int = 10 * 2**20) -> FastAPI:
             raise HTTPException(422, str(e)) from None
         except NoWorker as e:
             raise HTTPException(503, str(e)) from None
+        except RenderFailed as e:
+            raise HTTPException(500, str(e)) from None
         return Response(image, media_type=job.media_type)
 
     @app.get("/", include_in_schema=False)

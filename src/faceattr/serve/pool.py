@@ -108,6 +108,10 @@ class Gone(Exception):
     """The edit's latents are no longer kept (newer edits, or its worker was replaced): edit again."""
 
 
+class RenderFailed(Exception):
+    """The worker's re-render failed unexpectedly (a bug, logged by the worker, which stays up)."""
+
+
 class _Lost(Exception):
     """The worker died before it took the job (while idle): the job goes to another worker."""
 
@@ -438,7 +442,8 @@ class EditPool:
     def render(self, job: Job, strength: float) -> bytes:
         """The finished `job`'s edit at another strength, decoded and pasted again by the worker that edited
         it (no new search; it waits while that worker edits another photo). Gone when the edit is no longer
-        kept there; FaceattrError for a strength the editor refuses; NoWorker when the pool is closing."""
+        kept there; FaceattrError for a strength the editor refuses; NoWorker when the pool is closing;
+        RenderFailed when the worker's render raised anything else."""
         with self._lock:
             if self._closed:
                 raise NoWorker("the server is stopping")
@@ -455,7 +460,7 @@ class EditPool:
             raise FaceattrError(reply[1])
         if reply[0] == "gone":
             raise Gone(reply[1])
-        raise RuntimeError(reply[1])
+        raise RenderFailed(reply[1])
 
     def get(self, job_id: str) -> Job | None:
         """The job (None if unknown or no longer kept), failed with 504 if it waited past its deadline."""
