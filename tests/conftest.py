@@ -54,7 +54,7 @@ def synth_faces(tmp_path_factory):
     return out / "img_align_celeba"
 
 
-def torchrun(script, tmp_path) -> None:
+def run_torchrun(script, tmp_path) -> None:
     """Run `script` under `torchrun --standalone --nproc_per_node 2`, one thread a rank. A run whose first
     failing rank was killed by a signal (exitcode -N) is retried once, with a warning: that is native code
     dying (issue 22.5: a rank-1 SIGABRT seen once in ten full suites, never in 273 loop runs beside busy
@@ -77,8 +77,14 @@ def torchrun(script, tmp_path) -> None:
 
 
 @pytest.fixture
+def torchrun():
+    """`run_torchrun`, for tests of the runner itself (a test module cannot import one of several conftests)."""
+    return run_torchrun
+
+
+@pytest.fixture
 def two_processes(tmp_path):
-    """Run a training under `torchrun` (two processes, see `torchrun`) and check that both processes
+    """Run a training under `torchrun` (two processes, see `run_torchrun`) and check that both processes
     end with the same, changed weights. Call with `setup` (code that builds a Trainer `t`) and `nets`
     (its trained modules, e.g. "t.g, t.d"); returns the number of steps run."""
 
@@ -92,7 +98,7 @@ def two_processes(tmp_path):
             t.run()  # ends by leaving the process group, as a user's run does
             torch.save({{"weights": flat(), "steps": t.step}}, {str(tmp_path)!r} + f"/after{{rank}}.pt")
         """))
-        torchrun(script, tmp_path)
+        run_torchrun(script, tmp_path)
         before = [torch.load(tmp_path / f"before{r}.pt") for r in range(2)]
         after = [torch.load(tmp_path / f"after{r}.pt") for r in range(2)]
         assert torch.equal(before[0], before[1]), "ranks started from different weights"
