@@ -228,10 +228,10 @@ def test_a_streamed_body_over_the_limit(client):
 
 @pytest.mark.parametrize("form, says", [
     ({"attributes": ["Bald=1"]}, "attributes: unknown attribute 'Bald'; available: Male, Smiling"),
-    ({"attributes": ["Male"]}, "attributes: 'Male' should be NAME=1 (add) or NAME=0 (remove)"),
-    ({"attributes": ["Male=2"]}, "attributes: 'Male=2' should be NAME=1 (add) or NAME=0 (remove)"),
-    ({"attributes": [", "]}, "attributes: name at least one, e.g. Male=1"),
-    ({"attributes": ["Male=1", "Male=0"]}, "attributes: Male is given twice: name each attribute once"),
+    ({"attributes": ["Male"]}, "attributes: attribute Male: the target must be 0 (remove) or 1 (add), not ''"),
+    ({"attributes": ["Male=2"]}, "attributes: attribute Male: the target must be 0 (remove) or 1 (add), not '2'"),
+    ({"attributes": [", "]}, "attributes: no attribute to change; available: Male, Smiling"),
+    ({"attributes": ["Male=1", "Male=0"]}, "attributes: attribute Male is given twice: name each attribute once"),
     ({"attributes": ["Male=1"], "strength": "5"}, "strength: Input should be less than or equal to 2"),
     ({"attributes": ["Male=1"], "strength": "-1"}, "strength: Input should be greater than or equal to 0"),
     ({"attributes": ["Male=1"], "strength": "nan"}, "strength: Input should be a finite number"),

@@ -143,13 +143,14 @@ def cmd_eval_gan(args):
 
 
 def parse_edits(attrs, to) -> dict:
-    """--attr NAME=0|1 (repeatable) or --attr NAME ... --to 0|1 -> {NAME: 0|1} (edit.options.parse_edits)."""
+    """--attr NAME=0|1 (repeatable, or comma-separated) or --attr NAME ... --to 0|1 -> {NAME: 0|1}
+    (edit.options.parse_edits)."""
     from faceattr.edit.options import parse_edits
 
     if not attrs:
         raise FaceattrError("name an attribute to change: --attr NAME --to 0|1 or --attr NAME=0|1")
     items = []
-    for item in attrs:
+    for item in (part for a in attrs for part in a.split(",") if part.strip()):
         name, eq, value = item.partition("=")
         if not eq and to is None:
             raise FaceattrError(f"--attr {name}: say what to change it to: --to 0|1 or --attr {name}=0|1")
@@ -311,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", type=Path, help="output file (one input only); format from its extension")
     out.add_argument("--out-dir", type=Path, help="folder for the outputs, named like the inputs")
     s.add_argument("--attr", action="append", metavar="NAME[=0|1]",
-                   help="attribute to change; repeat for several (e.g. --attr Male=0 --attr Smiling=1)")
+                   help="attribute to change; repeat or separate with commas for several (--attr Male=0,Smiling=1)")
     s.add_argument("--to", type=int, choices=(0, 1), help="target for every --attr given without =: 1 add, 0 remove")
     s.add_argument("--debug", action="store_true",
                    help="also write OUTPUT.debug.png: aligned original | G(z1) | G(z2) | result, a row per face")

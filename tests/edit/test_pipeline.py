@@ -356,6 +356,8 @@ def test_cli_unknown_attribute_lists_the_known_ones(tmp_path, photos, capsys):
     (["--attr", "Male"], "--to 0|1 or --attr Male=0|1"),
     (["--attr", "Male=yes"], "must be 0 (remove) or 1"),
     (["--attr", "Male=0", "--attr", "Male=1"], "attribute Male is given twice"),
+    (["--attr", "Male=0,Male=1"], "attribute Male is given twice"),
+    (["--attr", "Smiling=1,Male"], "--to 0|1 or --attr Male=0|1"),
     ([], "name an attribute"),
 ])
 def test_cli_bad_edits(tmp_path, photos, capsys, args, message):

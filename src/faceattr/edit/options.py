@@ -121,12 +121,17 @@ def check_number(name: str, value, low, high, inclusive_low: bool = True):
 
 
 def parse_edits(items, names=None) -> dict[str, int]:
-    """['Male=0', 'Young=1'] (or ('Male', 0) pairs) -> {'Male': 0, 'Young': 1}; an attribute not in `names`
-    (None: any name, checked later by the editor), a target other than 0/1 and an attribute named twice are
-    one-line errors."""
-    edits = {}
+    """['Male=0', 'Young=1,Smiling=0'] (or ('Male', 0) pairs) -> {'Male': 0, 'Young': 1, 'Smiling': 0}; an attribute
+    not in `names` (None: any name, checked later by the editor), a target other than 0/1 and an attribute named
+    twice are one-line errors."""
+    pairs = []
     for item in items:
-        name, value = item if isinstance(item, tuple) else (item.partition("=")[0], item.partition("=")[2])
+        if isinstance(item, tuple):
+            pairs.append(item)
+        else:
+            pairs += [part.partition("=")[::2] for part in str(item).split(",") if part.strip()]
+    edits = {}
+    for name, value in pairs:
         name, value = str(name).strip(), str(value).strip()
         if names is not None and name not in names:
             raise FaceattrError(f"unknown attribute {name!r}; available: {', '.join(names)}")

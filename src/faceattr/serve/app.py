@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
-from faceattr.edit.options import MAX_STRENGTH
+from faceattr.edit.options import MAX_STRENGTH, parse_edits
 from faceattr.errors import FaceattrError
 from faceattr.serve.pool import Busy, EditPool, Gone, Job, NoWorker, RenderFailed
 
@@ -46,23 +46,6 @@ def display_name(filename: str | None) -> str:
     """A client's file name made safe for one-line messages and downloads."""
     name = re.sub(r"[^\w.\- ]", "_", Path(filename or "").name).strip()[:80]
     return name or "photo"
-
-
-def parse_edits(values: list[str], names: list[str]) -> dict:
-    """["Male=0", "Smiling=1,Young=0", ...] -> {"Male": 0, ...}; HTTPException 422 if malformed."""
-    edits = {}
-    for item in (p.strip() for v in values for p in v.split(",") if p.strip()):
-        name, eq, target = (s.strip() for s in item.partition("="))
-        if not eq or target not in ("0", "1"):
-            raise HTTPException(422, f"attributes: {item!r} should be NAME=1 (add) or NAME=0 (remove)")
-        if name not in names:
-            raise HTTPException(422, f"attributes: unknown attribute {name!r}; available: {', '.join(names)}")
-        if name in edits:
-            raise HTTPException(422, f"attributes: {name} is given twice: name each attribute once")
-        edits[name] = int(target)
-    if not edits:
-        raise HTTPException(422, f"attributes: name at least one, e.g. {names[0]}=1")
-    return edits
 
 
 class BodyLimit:
@@ -149,8 +132,11 @@ def create_app(pool: EditPool, max_upload: int = 10 * 2**20) -> FastAPI:
         if width * height > pool.max_pixels:
             raise HTTPException(413, f"{name}: {width}x{height} pixels is over the limit of "
                                      f"{pool.max_pixels / 1e6:g} megapixels")
-        return EditRequest(data, name, "JPEG" if fmt == "JPEG" else "PNG",
-                           parse_edits(attributes, pool.attr_names), strength)
+        try:
+            edits = parse_edits(attributes, pool.attr_names)
+        except FaceattrError as e:
+            raise HTTPException(422, f"attributes: {e}") from None
+        return EditRequest(data, name, "JPEG" if fmt == "JPEG" else "PNG", edits, strength)
 
     def submit(req: EditRequest) -> Job:
         try:
