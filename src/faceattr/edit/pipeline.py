@@ -53,6 +53,23 @@ class Session:
 
 
 @dataclass
+class Stages:
+    """What one `Editor.edit` batch's stages found, per face in job order: what `Editor.report` reads."""
+
+    edits: dict
+    strength: float
+    z1: torch.Tensor  # S31's latents
+    z2: torch.Tensor  # S32's latents
+    inversion: dict  # S31's mse, psnr, steps (of the tuning, when it ran)
+    search: dict  # S32's info: reached, steps, ...
+    s_photo: np.ndarray  # E-Net's scores of the aligned photo crops
+    g1: np.ndarray  # S33's decodes of z1 and z2, uint8
+    g2: np.ndarray
+    gains: np.ndarray
+    grey: list
+
+
+@dataclass
 class Result:
     """One photo's outcome: the edited photo (None if it failed), one report per edited face, the
     debug strip (rows aligned original | G(z1) | G(z2) | result, one per face), the error and, when
@@ -382,7 +399,8 @@ class Editor:
                                                  None if generators is None else generators[k], g1[k]))
         if tuned is not None:  # the inversion the edit starts from is the tuned one
             inv = {**inv, "mse": tuned["mse"], "psnr": tuned["psnr"], "tune_steps": tuned["steps"]}
-        self.report(results, jobs, photos, edits, strength, z1, z2, inv, found, s_photo, g1, g2, gains, grey, debug)
+        self.report(results, jobs, photos, Stages(edits, strength, z1, z2, inv, found, s_photo, g1, g2, gains, grey),
+                    debug)
         return results
 
     def render(self, session: Session, strength: float) -> np.ndarray:
@@ -396,19 +414,20 @@ class Editor:
             canvas = self.paste(canvas, session.photo, face, g1, g2[0], grey)
         return canvas
 
-    def report(self, results, jobs, photos, edits, strength, z1, z2, inv, found, s_photo, g1, g2, gains, grey,
-               debug):
-        """Fill each Result's per-face reports (and debug strips)."""
+    def report(self, results, jobs, photos, st: Stages, debug: bool):
+        """Fill each Result's per-face reports (and debug strips) from the batch's `Stages`."""
         edited = np.stack([self.align(results[i].image, c.face).crop for i, c, _ in jobs])
-        s = {"photo": s_photo, "before": self.scores(g1), "after": self.scores(g2), "result": self.scores(edited)}
-        distance = (z2 - z1).flatten(1).norm(dim=1) if self.stylegan else None
+        s = {"photo": st.s_photo, "before": self.scores(st.g1), "after": self.scores(st.g2),
+             "result": self.scores(edited)}
+        distance = (st.z2 - st.z1).flatten(1).norm(dim=1) if self.stylegan else None
+        inv, found = st.inversion, st.search
         rows = {}
         for k, (i, crop, secs) in enumerate(jobs):
             results[i].faces.append({
                 "box": [round(float(v), 1) for v in crop.face.box],
                 "detection_score": round(float(crop.face.score), 4),
-                "edits": dict(edits),
-                "strength": strength,
+                "edits": dict(st.edits),
+                "strength": st.strength,
                 "gnet": self.G.name,
                 "s": {a: {when: round(float(v[k, j]), 4) for when, v in s.items()}
                       for j, a in enumerate(self.attr_names)},
@@ -420,14 +439,14 @@ class Editor:
                 "latent_distance": None if distance is None else round(float(distance[k]), 3),
                 "mode": "replace" if self.options.replace else "transfer",
                 "mask": self.options.mask,
-                "gain": float(gains[k]),
-                "grey": grey[k],
+                "gain": float(st.gains[k]),
+                "grey": st.grey[k],
                 "batch_faces": len(jobs),
                 "seconds": {stage: round(v, 4) for stage, v in secs.items()},
             })
             if debug:
                 rows.setdefault(i, []).extend([align.align(photos[i], crop.face, DEBUG_SIZE).crop,
-                                               *resize(np.stack([g1[k], g2[k]]), DEBUG_SIZE),
+                                               *resize(np.stack([st.g1[k], st.g2[k]]), DEBUG_SIZE),
                                                align.align(results[i].image, crop.face, DEBUG_SIZE).crop])
         for i, tiles in rows.items():
             results[i].debug = np.asarray(grid(np.stack(tiles), ncol=4))
