@@ -51,7 +51,8 @@ def test_parse_edits():
     assert parse_edits(["Male=0", "Young=1"], names) == {"Male": 0, "Young": 1}
     assert parse_edits([("Male", 1)], names) == {"Male": 1}
     assert parse_edits(["Male=0, Young=1", ""], names) == {"Male": 0, "Young": 1}  # the web form's comma lists
-    for items, message in ([["Male=0", "Male=1"], "given twice"], [["Male=0,Male=1"], "given twice"], [["Bald=1"], "unknown attribute 'Bald'"],
-                           [["Male=2"], "must be 0 \\(remove\\) or 1"], [[], "no attribute to change"]):
+    for items, message in ([["Male=0", "Male=1"], "given twice"], [["Male=0,Male=1"], "given twice"],
+                           [["Bald=1"], "unknown attribute 'Bald'"], [["Male=2"], "must be 0 \\(remove\\) or 1"],
+                           [[], "no attribute to change"]):
         with pytest.raises(FaceattrError, match=message):
             parse_edits(items, names)
