@@ -8,6 +8,7 @@ from pathlib import Path
 
 from faceattr.data.images import MAX_PIXELS
 from faceattr.errors import FaceattrError
+from faceattr.memory import keep_freed_memory
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -360,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         args.func(args)
     except FaceattrError as e:

@@ -34,6 +34,7 @@ from faceattr.edit import transfer as s33
 from faceattr.edit.options import PATENT_DEFAULTS, RANGES, STYLEGAN_DEFAULTS, EditOptions, check_number, parse_edits
 from faceattr.errors import FaceattrError
 from faceattr.imaging import grid, to_float
+from faceattr.memory import keep_freed_memory
 from faceattr.nets.generator import Generator, MobileStyleGAN, PatentGNet
 from faceattr.weights import load_classifier, load_generator
 
@@ -135,6 +136,7 @@ class Editor:
     def __init__(self, gnet=None, enet=None, encoder=None, directions=None, device="cpu",
                  options: EditOptions | None = None, **changes):
         options = (options or EditOptions()).updated(**changes)
+        keep_freed_memory()  # S31's passes no longer page-fault their activations afresh (faceattr.memory)
         self.device = torch.device(device)
         self.G = load_gnet(gnet).to(self.device)
         self.stylegan = isinstance(self.G, MobileStyleGAN)
