@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 from faceattr.data.images import MAX_PIXELS
 from faceattr.errors import FaceattrError
+from faceattr.memory import release_freed_memory
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 DEFAULT_EDIT_SECONDS = 5.0  # the edit time assumed when no warm-up measured one (the shipped nets: ~3-5 s per core)
@@ -258,6 +259,7 @@ def _work(editor_args: bytes, threads: int, max_pixels: int, warmup: bool, conn)
         conn.send(("got",))
         conn.send(_edit(editor, *job[2:], max_pixels, on_stage=lambda name: conn.send(("stage", name)),
                         sessions=sessions, job_id=job[1]))
+        release_freed_memory()  # idle, the worker holds only its weights and kept sessions (faceattr.memory)
 
 
 def _render(editor, sessions, job_id: str, strength: float):
