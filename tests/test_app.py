@@ -305,6 +305,29 @@ def test_a_request_that_cannot_finish_in_time_is_refused_at_once(jpeg):
         slow.close()
 
 
+def test_admission_plans_for_how_much_edit_times_vary(jpeg):
+    """A job the mean edit time would let in, but that the spread of past edit times says would likely wait past
+    the limit (and end in a 504), is refused at once with 429."""
+    slow = EditPool(tiny_editor(invert_steps=2000, restarts=16), workers=1, queue_size=4, time_limit=10, threads=1,
+                    warmup=False, estimate=4.0)
+    try:
+        with TestClient(create_app(slow, max_upload=MAX_UPLOAD)) as client:
+            assert post(client, "/v1/jobs", jpeg).status_code == 202  # an idle worker: let in; it stays busy
+            steady = client.get("/healthz").json()
+            assert steady["edit_spread_s"] == 0
+            with slow._lock:  # a history of edits of 4 s on average that took 1 or 7 s (the pool's own bookkeeping)
+                for seconds in (1.0, 7.0, 1.0, 7.0):
+                    slow._measured(seconds)
+            varied = client.get("/healthz").json()
+            assert abs(varied["edit_seconds"] - 4.0) < 0.5 and varied["edit_spread_s"] > 2.0
+            assert varied["expected_wait_s"] > steady["expected_wait_s"] + 4.0
+            # the mean alone plans wait (< 4.4 s) + edit (4.4 s) < 10 s; with the spread it is about 19 s
+            r = post(client, "/v1/edit", jpeg)
+            assert r.status_code == 429 and "past the time limit of 10 s" in r.json()["detail"], r.text
+    finally:
+        slow.close()
+
+
 def test_an_idle_worker_that_dies_is_replaced_before_a_job_reaches_it(jpeg):
     """Issue 22.4: a worker killed while idle costs no request a 500: the next edit is served (by a fresh worker,
     warmed up before it takes it), and one found dead without a request is replaced on its own."""

@@ -40,7 +40,8 @@ from faceattr.memory import release_freed_memory
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 DEFAULT_EDIT_SECONDS = 5.0  # the edit time assumed when no warm-up measured one (the shipped nets: ~3-5 s per core)
-EWMA_WEIGHT = 0.3  # weight of the newest edit's seconds in the running estimate
+EWMA_WEIGHT = 0.3  # weight of the newest edit's seconds in the running estimate, and of its deviation in the spread
+SPREAD_MARGIN = 2.0  # admission plans each edit at estimate + this x spread (as TCP's timeout, RFC 6298, with K=4)
 HEALTH_SECONDS = 1.0  # an idle worker's process is checked this often
 PING_SECONDS = 5.0  # and asked to answer this often (a hung one is replaced)
 PING_TIMEOUT = 10.0
@@ -364,9 +365,9 @@ class EditPool:
     killed and replaced.
 
     Admission by expected wait: the pool keeps a running estimate of one edit's seconds (an EWMA over
-    the finished edits; before any, the new workers' warm-up edit, or `estimate`), and refuses at once
-    (TooLate, a 429) a job that would finish past its time limit behind the jobs ahead of it, rather
-    than let it wait for a 504. A job is always let in when a worker is idle, so that a stale estimate
+    the finished edits; before any, the new workers' warm-up edit, or `estimate`) and of their spread,
+    plans each edit at estimate + SPREAD_MARGIN x spread, and refuses at once (TooLate, a 429) a job that
+    would finish past its time limit behind the jobs ahead of it, rather than let it wait for a 504. A job is always let in when a worker is idle, so that a stale estimate
     is measured again.
 
     Each worker warms up (one edit of the bundled photo) before it takes jobs. An idle worker is
@@ -400,6 +401,7 @@ class EditPool:
         self._finished = deque()  # ids of kept finished jobs, oldest first
         self._active = 0  # queued + editing
         self._estimate = estimate  # seconds of one edit (EWMA); None until measured
+        self._spread = 0.0  # EWMA of the edits' absolute deviation from the estimate
         self._closed = False
         slots = [_Worker(*self._spawn_args) for _ in range(self.workers)]  # load in parallel
         try:
@@ -431,7 +433,7 @@ class EditPool:
                 raise NoWorker("no edit worker is running (the server is stopping, or see its log)")
             if self._active >= self._alive + self.queue_size:
                 raise QueueFull(self._retry_after())
-            wait, edit = self._expected_wait(), self._edit_seconds()
+            wait, edit = self._expected_wait(), self._planned_seconds()
             if wait > 0 and wait + edit > self.time_limit:
                 raise TooLate(wait + edit, self.time_limit, max(1, math.ceil(wait + edit - self.time_limit)))
             job = Job(photo, name, edits, strength, output_format, deadline=time.monotonic() + self.time_limit)
@@ -503,11 +505,12 @@ class EditPool:
         with self._lock:
             states = [j.state for j in self._jobs.values()]
             ready = 0 if self._closed else sum(self._ready)
-            estimate, wait = self._estimate, self._expected_wait()
+            estimate, spread, wait = self._estimate, self._spread, self._expected_wait()
         return {"workers": ready, "workers_starting": 0 if self._closed else self._alive - ready,
                 "threads_per_worker": self.threads, "queued": states.count("queued"),
                 "editing": states.count("editing"), "queue_size": self.queue_size, "time_limit_s": self.time_limit,
-                "edit_seconds": None if estimate is None else round(estimate, 3), "expected_wait_s": round(wait, 3)}
+                "edit_seconds": None if estimate is None else round(estimate, 3), "edit_spread_s": round(spread, 3),
+                "expected_wait_s": round(wait, 3)}
 
     def worker_facts(self) -> list[dict]:
         """What each ready worker said when it started: pid, threads, interop_threads, env, warmup_seconds."""
@@ -540,9 +543,16 @@ class EditPool:
     def _edit_seconds(self) -> float:
         return self._estimate or DEFAULT_EDIT_SECONDS
 
+    def _planned_seconds(self) -> float:
+        """What admission plans for one edit: the estimate plus a margin for how much edits have varied (on a
+        point estimate, jobs let in near the limit timed out in the queue under load: docs/EXPERIMENTS.md)."""
+        return self._edit_seconds() + SPREAD_MARGIN * self._spread
+
     def _measured(self, seconds: float | None):
-        """Under the lock (or before the runners start): fold one edit's seconds into the estimate."""
+        """Under the lock (or before the runners start): fold one edit's seconds into the estimate and spread."""
         if seconds is not None:
+            if self._estimate is not None:
+                self._spread = EWMA_WEIGHT * abs(seconds - self._estimate) + (1 - EWMA_WEIGHT) * self._spread
             self._estimate = seconds if self._estimate is None else \
                 EWMA_WEIGHT * seconds + (1 - EWMA_WEIGHT) * self._estimate
 
@@ -550,7 +560,7 @@ class EditPool:
         """Under the lock: seconds before a job submitted now would start: 0 with an idle worker, else the
         work left ahead of it (the rest of the edits running, the queued ones) shared by the workers."""
         ready = sum(self._ready)
-        edit, now = self._edit_seconds(), time.monotonic()
+        edit, now = self._planned_seconds(), time.monotonic()
         editing = [j for j in self._jobs.values() if j.state == "editing"]
         if not self._pending and len(editing) < ready:
             return 0.0
