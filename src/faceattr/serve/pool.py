@@ -41,7 +41,7 @@ from faceattr.memory import release_freed_memory
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
 DEFAULT_EDIT_SECONDS = 5.0  # the edit time assumed when no warm-up measured one (the shipped nets: ~3-5 s per core)
 EWMA_WEIGHT = 0.3  # weight of the newest edit's seconds in the running estimate, and of its deviation in the spread
-SPREAD_MARGIN = 2.0  # admission plans each edit at estimate + this x spread (as TCP's timeout, RFC 6298, with K=4)
+SPREAD_MARGIN = 2.0  # admission plans each edit at estimate + this x spread (TCP's timeout adds 4x: RFC 6298)
 HEALTH_SECONDS = 1.0  # an idle worker's process is checked this often
 PING_SECONDS = 5.0  # and asked to answer this often (a hung one is replaced)
 PING_TIMEOUT = 10.0
@@ -367,8 +367,8 @@ class EditPool:
     Admission by expected wait: the pool keeps a running estimate of one edit's seconds (an EWMA over
     the finished edits; before any, the new workers' warm-up edit, or `estimate`) and of their spread,
     plans each edit at estimate + SPREAD_MARGIN x spread, and refuses at once (TooLate, a 429) a job that
-    would finish past its time limit behind the jobs ahead of it, rather than let it wait for a 504. A job is always let in when a worker is idle, so that a stale estimate
-    is measured again.
+    would finish past its time limit behind the jobs ahead of it, rather than let it wait for a 504. A job
+    is always let in when a worker is idle, so that a stale estimate is measured again.
 
     Each worker warms up (one edit of the bundled photo) before it takes jobs. An idle worker is
     checked every HEALTH_SECONDS (and pinged every PING_SECONDS); a dead or hung one is replaced
