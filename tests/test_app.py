@@ -461,8 +461,8 @@ def style_pool():
     from faceattr.nets.directions import Directions
 
     directions = Directions(ATTRS, 512)
-    directions.vectors.copy_(torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(3)),
-                                                            dim=1))
+    vectors = torch.randn(2, 512, generator=torch.Generator().manual_seed(3))
+    directions.vectors.copy_(torch.nn.functional.normalize(vectors, dim=1))
     args = {**tiny_editor(search_steps=1, tune_steps=2, max_distance=3.0), "gnet": None, "directions": directions}
     pool = EditPool(args, workers=1, queue_size=8, max_pixels=MAX_PIXELS, threads=1)
     yield pool
