@@ -30,7 +30,8 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    # glibc versions that cap the threshold at 32 MiB refuse it: left as they are (at 32 MiB it faulted more)
+    # mallopt(3) documents 32 MiB as the threshold's upper limit; glibc 2.36 accepts 1 GiB. One that refuses it is
+    # left as it is: a 32 MiB threshold faulted more than the defaults (docs/EXPERIMENTS.md)
     return bool(mallopt(M_MMAP_THRESHOLD, KEEP) and mallopt(M_TRIM_THRESHOLD, KEEP))
 
 
